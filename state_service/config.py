@@ -1,0 +1,46 @@
+"""Where tokenwatch keeps its local state, and the environment variables it reads.
+
+Every setting comes from the environment; the README's configuration table lists them.
+Secrets (API keys, DSNs with passwords) are never written to files by tokenwatch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def project_root() -> Path:
+    """The source checkout when running from one, else the current directory."""
+    if (_PACKAGE_ROOT / "pyproject.toml").is_file():
+        return _PACKAGE_ROOT
+    return Path.cwd()
+
+
+def home() -> Path:
+    """``TOKENWATCH_HOME``: local state (private PostgreSQL, stack endpoints, DuckDB warehouse)."""
+    configured = os.environ.get("TOKENWATCH_HOME")
+    path = Path(configured) if configured else project_root() / ".tokenwatch"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def env_name() -> str:
+    """``TOKENWATCH_ENV``: ``local`` (default) or ``prod``."""
+    value = os.environ.get("TOKENWATCH_ENV", "local")
+    if value not in ("local", "prod"):
+        raise ValueError(f"TOKENWATCH_ENV must be 'local' or 'prod', got {value!r}")
+    return value
+
+
+def api_keys() -> frozenset[str]:
+    """``TOKENWATCH_API_KEYS``: comma-separated bearer keys allowed to write."""
+    raw = os.environ.get("TOKENWATCH_API_KEYS", "")
+    return frozenset(k.strip() for k in raw.split(",") if k.strip())
+
+
+def database_name() -> str:
+    """``TOKENWATCH_PG_DATABASE``: the state service's database when no DSN names one."""
+    return os.environ.get("TOKENWATCH_PG_DATABASE", "tokenwatch")

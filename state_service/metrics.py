@@ -1,0 +1,48 @@
+"""DogStatsD metrics for real-time monitoring, through the ``datadog`` package.
+
+Sent to ``DD_AGENT_HOST``:``DD_DOGSTATSD_PORT`` (default port 8125) when ``DD_AGENT_HOST`` is
+set; silent otherwise. Tags are bounded: wallet, states, actor, route, method, status class.
+"""
+
+from __future__ import annotations
+
+import os
+
+from datadog.dogstatsd.base import DogStatsd
+
+TRANSITIONS = "tokenwatch.state_service.transitions"
+REQUEST_LATENCY = "tokenwatch.state_service.request.latency_ms"
+
+
+class ServiceMetrics:
+    def __init__(self, host: str | None = None, port: int | None = None, env: str = "local"):
+        self._statsd = (
+            DogStatsd(host=host, port=port or 8125, disable_telemetry=True,
+                      constant_tags=[f"env:{env}", "service:tokenwatch-state"])
+            if host else None
+        )
+
+    @classmethod
+    def from_env(cls) -> ServiceMetrics:
+        port = os.environ.get("DD_DOGSTATSD_PORT")
+        return cls(os.environ.get("DD_AGENT_HOST") or None, int(port) if port else None,
+                   os.environ.get("TOKENWATCH_ENV", "local"))
+
+    @property
+    def enabled(self) -> bool:
+        return self._statsd is not None
+
+    def transition(self, wallet_id: str, from_state: str | None, to_state: str, actor: str):
+        if self._statsd:
+            self._statsd.increment(TRANSITIONS, tags=[
+                f"wallet:{wallet_id}", f"from_state:{from_state or 'none'}",
+                f"to_state:{to_state}", f"actor:{actor}"])
+
+    def request(self, route: str, method: str, status: int, seconds: float):
+        if self._statsd:
+            self._statsd.histogram(REQUEST_LATENCY, seconds * 1000.0, tags=[
+                f"route:{route}", f"method:{method}", f"status_class:{status // 100}xx"])
+
+    def close(self):
+        if self._statsd:
+            self._statsd.close_socket()
