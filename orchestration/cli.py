@@ -23,9 +23,10 @@ err = Console(stderr=True)
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         app()
-    except Exception as exc:  # one readable line and a non-zero exit, no traceback
+    except Exception as exc:  # noqa: BLE001 - one readable line and a non-zero exit, no traceback
         err.print(f"[bold red]error:[/] {exc.__class__.__name__}: {exc}")
         sys.exit(1)
 

@@ -18,10 +18,19 @@ from state_service import config, lifecycle
 from state_service.metrics import ServiceMetrics
 from state_service.migrate import migrate
 from state_service.schemas import (
-    CreateToken, ErrorBody, IllegalTransition, TokenDetail, TokenState, TransitionRequest,
+    CreateToken,
+    ErrorBody,
+    IllegalTransition,
+    TokenDetail,
+    TokenState,
+    TransitionRequest,
 )
 from state_service.store import (
-    DatabaseUnavailable, IllegalTransitionError, Outcome, StoreError, TransitionStore,
+    DatabaseUnavailable,
+    IllegalTransitionError,
+    Outcome,
+    StoreError,
+    TransitionStore,
 )
 
 log = logging.getLogger("tokenwatch.state_service")
@@ -55,7 +64,7 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
         if run_migrations:
             try:
                 migrate(dsn)
-            except Exception as exc:  # the service still starts; /healthz reports the database
+            except Exception as exc:  # noqa: BLE001 - the service still starts; /healthz reports the database
                 log.error("migrations could not run: %s", exc.__class__.__name__)
         pool.open(wait=False)
         yield
@@ -97,7 +106,7 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
         start = time.perf_counter()
         response = await call_next(request)
         route = request.scope.get("route")
-        metrics.request(getattr(route, "path", "unmatched"), request.method,
+        metrics.request(getattr(route, "name", "unmatched"), request.method,
                         response.status_code, time.perf_counter() - start)
         return response
 

@@ -81,7 +81,9 @@ def stop_private_server() -> bool:
         return False
     from pgserver._commands import pg_ctl  # the binaries bundled with pgserver
 
-    pg_ctl(["-D", str(pgdata), "-m", "fast", "-w", "stop"])
+    # as root, pgserver runs PostgreSQL under a 'pgserver' system user
+    user = "pgserver" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+    pg_ctl(["-m", "fast", "-w", "stop"], pgdata=pgdata, user=user)
     return True
 
 

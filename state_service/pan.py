@@ -10,7 +10,7 @@ import re
 
 PAN_MIN_DIGITS = 13
 PAN_MAX_DIGITS = 19
-_DIGIT_RUN = re.compile(r"(?<!\d)\d{%d,%d}(?!\d)" % (PAN_MIN_DIGITS, PAN_MAX_DIGITS))
+_DIGIT_RUN = re.compile(rf"(?<!\d)\d{{{PAN_MIN_DIGITS},{PAN_MAX_DIGITS}}}(?!\d)")
 
 
 def luhn_valid(digits: str) -> bool:

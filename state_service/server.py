@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from typing import Self
 
 import httpx
 import uvicorn
@@ -43,7 +44,7 @@ class ServiceThread:
         self._thread = threading.Thread(target=self._server.run, daemon=True,
                                         name="tokenwatch-state-service")
 
-    def __enter__(self) -> ServiceThread:
+    def __enter__(self) -> Self:
         self._thread.start()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
