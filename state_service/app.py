@@ -13,11 +13,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import ConnectionPool
+from pydantic import ValidationError
 
 from state_service import config, lifecycle
 from state_service.metrics import ServiceMetrics
 from state_service.migrate import migrate
 from state_service.schemas import (
+    BatchRequest,
+    BatchResponse,
+    BatchResult,
     CreateToken,
     ErrorBody,
     IllegalTransition,
@@ -86,20 +90,12 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
 
     @app.exception_handler(StoreError)
     async def _on_store_error(request: Request, exc: StoreError):
-        if isinstance(exc, IllegalTransitionError):
-            body = IllegalTransition(from_state=exc.from_state, to_state=exc.to_state,
-                                     allowed=list(lifecycle.allowed_from(exc.from_state)))
-            return JSONResponse(body.model_dump(mode="json"), status_code=409)
-        return JSONResponse({"error": exc.code, "message": str(exc)}, status_code=exc.status)
+        status, body = store_error_body(exc)
+        return JSONResponse(body, status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def _on_invalid(request: Request, exc: RequestValidationError):
-        # Never echo the input back: a rejected card_ref may be a card number.
-        fields = [{"field": ".".join(str(p) for p in e["loc"][1:]) or "body",
-                   "message": e["msg"]} for e in exc.errors()]
-        return JSONResponse({"error": "invalid_request", "fields": fields,
-                             "message": "; ".join(f"{f['field']}: {f['message']}"
-                                                  for f in fields)}, status_code=422)
+        return JSONResponse(invalid_body(exc.errors(), skip=1), status_code=422)
 
     @app.middleware("http")
     async def _timing(request: Request, call_next):
@@ -110,14 +106,17 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
                         response.status_code, time.perf_counter() - start)
         return response
 
-    def _answer(outcome: Outcome) -> JSONResponse:
+    def _record(outcome: Outcome) -> tuple[int, dict]:
         if outcome.created:
             metrics.transition(outcome.wallet_id, outcome.from_state, outcome.state.value,
                                outcome.actor)
         body = TokenState(token_ref=outcome.token_ref, state=outcome.state,
                           version=outcome.version, replayed=not outcome.created)
-        return JSONResponse(body.model_dump(mode="json"),
-                            status_code=201 if outcome.created else 200)
+        return (201 if outcome.created else 200), body.model_dump(mode="json")
+
+    def _answer(outcome: Outcome) -> JSONResponse:
+        status, body = _record(outcome)
+        return JSONResponse(body, status_code=status)
 
     errors = {401: {"model": ErrorBody}, 409: {"model": ErrorBody}, 503: {"model": ErrorBody}}
 
@@ -133,6 +132,32 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
     def post_transition(token_ref: str, body: TransitionRequest):
         """Move a token to ``to_state``. Illegal moves answer 409 with the allowed states."""
         return _answer(store.transition(token_ref, body))
+
+    @app.post("/v1/batch", response_model=BatchResponse, responses=errors,
+              dependencies=[Depends(require_key)])
+    def post_batch(body: BatchRequest) -> BatchResponse:
+        """Up to 1000 creations and transitions, applied in order, each exactly as its single
+        endpoint would (its own transaction, the same checks); one result per item."""
+        results: list[BatchResult] = []
+        for i, item in enumerate(body.items):
+            try:
+                outcome = _apply_item(store, item)
+            except ValidationError as exc:
+                results.append(BatchResult(index=i, status=422,
+                                           body=invalid_body(exc.errors(), skip=0)))
+                continue
+            except DatabaseUnavailable as exc:  # stop: later items are not attempted
+                status, err = store_error_body(exc)
+                results += [BatchResult(index=j, status=status, body=err)
+                            for j in range(i, len(body.items))]
+                break
+            except StoreError as exc:
+                status, err = store_error_body(exc)
+                results.append(BatchResult(index=i, status=status, body=err))
+                continue
+            status, ok = _record(outcome)
+            results.append(BatchResult(index=i, status=status, body=ok))
+        return BatchResponse(results=results)
 
     @app.get("/v1/tokens/{token_ref}", response_model=TokenDetail,
              responses={404: {"model": ErrorBody}, 503: {"model": ErrorBody}})
@@ -155,3 +180,36 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
         return {"status": "ok", "database": "ok"}
 
     return app
+
+
+def store_error_body(exc: StoreError) -> tuple[int, dict]:
+    """The status and JSON body of a refused write."""
+    if isinstance(exc, IllegalTransitionError):
+        body = IllegalTransition(from_state=exc.from_state, to_state=exc.to_state,
+                                 allowed=list(lifecycle.allowed_from(exc.from_state)))
+        return 409, body.model_dump(mode="json")
+    return exc.status, {"error": exc.code, "message": str(exc)}
+
+
+def invalid_body(errors: Iterable[dict], skip: int) -> dict:
+    """A 422 body naming each wrong field. Never echoes the input: it may be a card number."""
+    fields = [{"field": ".".join(str(p) for p in e["loc"][skip:]) or "body",
+               "message": e["msg"]} for e in errors]
+    return {"error": "invalid_request", "fields": fields,
+            "message": "; ".join(f"{f['field']}: {f['message']}" for f in fields)}
+
+
+def _apply_item(store: TransitionStore, item: dict) -> Outcome:
+    data = dict(item)
+    op = data.pop("op", None)
+    if op == "create":
+        return store.create_token(CreateToken.model_validate(data))
+    if op == "transition":
+        token_ref = data.pop("token_ref", None)
+        if not isinstance(token_ref, str):
+            raise ValidationError.from_exception_data("item", [
+                {"type": "missing", "loc": ("token_ref",), "input": None}])
+        return store.transition(token_ref, TransitionRequest.model_validate(data))
+    raise ValidationError.from_exception_data("item", [
+        {"type": "literal_error", "loc": ("op",), "input": op,
+         "ctx": {"expected": "'create' or 'transition'"}}])

@@ -135,3 +135,20 @@ class IllegalTransition(BaseModel):
 class ErrorBody(BaseModel):
     error: str
     message: str
+
+
+class BatchRequest(BaseModel):
+    """Items are ``{"op": "create", ...CreateToken}`` or
+    ``{"op": "transition", "token_ref": ..., ...TransitionRequest}``."""
+
+    items: Annotated[list[dict], Field(min_length=1, max_length=1000)]
+
+
+class BatchResult(BaseModel):
+    index: int
+    status: int
+    body: dict
+
+
+class BatchResponse(BaseModel):
+    results: list[BatchResult]
