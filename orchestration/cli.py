@@ -8,7 +8,7 @@ import sys
 import typer
 from rich.console import Console
 
-from orchestration.commands import audit, db, demo, lifecycle_cmd, serve
+from orchestration.commands import audit, db, demo, lifecycle_cmd, serve, simulate
 
 app = typer.Typer(help="tokenwatch: a reporting warehouse for payment tokens in digital wallets.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -17,6 +17,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(audit.app, name="audit")
 app.add_typer(lifecycle_cmd.app, name="lifecycle")
 app.command("demo", help=demo.demo.__doc__)(demo.demo)
+app.command("simulate", help=simulate.simulate.__doc__)(simulate.simulate)
 
 err = Console(stderr=True)
 

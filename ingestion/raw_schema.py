@@ -1,0 +1,186 @@
+"""The raw layer's schema: the one contract that ingestion writes and dbt's sources read.
+
+Every raw table carries ``_loaded_at`` (when the warehouse accepted the row) and
+``_source_location`` (where the row came from: a PostgreSQL row id, a Kinesis shard and
+sequence number, or an S3 key and line). Logical types map to each target's physical types in
+the warehouse modules. ``tokenwatch ingest --print-schema`` prints this as a table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEMA = "raw"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # text | bigint | integer | double | boolean | timestamp | json
+    description: str
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    description: str
+    key: str | None  # the column duplicates are recognised by (None: no dedupe)
+    columns: tuple[Column, ...]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+C = Column
+_LOADED = C("_loaded_at", "timestamp", "When the warehouse accepted the row (UTC).")
+
+
+def _loc(what: str) -> Column:
+    return C("_source_location", "text", f"Where the row came from: {what}.")
+
+
+TRANSITIONS = Table(
+    "token_state_transitions",
+    "The state service's append-only transition log, copied incrementally from PostgreSQL.",
+    "transition_id",
+    (
+        C("transition_id", "bigint", "The source row's identity in the state service."),
+        C("token_ref", "text", "The payment token's opaque reference."),
+        C("version", "integer", "The token's version after this transition (1 = creation)."),
+        C("event_id", "text", "The writer's idempotency key, unique across the log."),
+        C("from_state", "text", "State before the transition; empty on creation."),
+        C("to_state", "text", "State after the transition."),
+        C("actor", "text", "Who caused it: issuer, cardholder, wallet, token_service, system."),
+        C("reason_code", "text", "Why, from the fixed list of reason codes."),
+        C("decision", "text", "Provisioning decision on ProvisionPending: green, yellow, red."),
+        C("idv_method", "text", "ID&V method on a yellow decision."),
+        C("wallet_id", "text", "The wallet the token lives in."),
+        C("network", "text", "Card network: visa or mastercard."),
+        C("token_type", "text", "secure_element, hce or card_on_file."),
+        C("occurred_at", "timestamp", "When it happened, by the writer's clock."),
+        C("recorded_at", "timestamp", "When the state service recorded it (database clock)."),
+        C("xact_id", "bigint", "The writing transaction's id (the incremental-read contract)."),
+        C("prev_hash", "text", "row_hash of the token's previous row (hash chain)."),
+        C("row_hash", "text", "sha256 of the canonical row (hash chain)."),
+        _LOADED,
+        _loc("pg:token_state_transitions/<transition_id>"),
+    ),
+)
+
+WALLET_EVENTS = Table(
+    "wallet_events",
+    "Wallet events from the Kinesis stream, one row per event_id (re-deliveries dropped).",
+    "event_id",
+    (
+        C("event_id", "text", "The event's unique id."),
+        C("event_type", "text", "provision_request, provision_response, idv_challenge, "
+          "idv_result, token_used or lifecycle_notice."),
+        C("event_time", "timestamp", "When the event happened (may be hours before arrival)."),
+        C("wallet_id", "text", "The wallet that emitted the event."),
+        C("token_ref", "text", "The token the event is about."),
+        C("schema_version", "integer", "Version of the event's schema."),
+        C("request_id", "text", "Provisioning request id (provision_request/response)."),
+        C("network", "text", "Card network (provision_request)."),
+        C("token_type", "text", "Token type (provision_request)."),
+        C("latency_ms", "double", "Provisioning latency in ms (provision_response)."),
+        C("http_status", "integer", "HTTP status of the provisioning call (provision_response)."),
+        C("decision", "text", "Provisioning decision (provision_response)."),
+        C("error_code", "text", "Error code of a failed call (provision_response)."),
+        C("idv_method", "text", "ID&V method (idv_challenge, idv_result)."),
+        C("outcome", "text", "ID&V outcome: pass, fail, timeout (idv_result)."),
+        C("amount", "double", "Authorised amount (token_used)."),
+        C("currency", "text", "ISO currency (token_used)."),
+        C("merchant_category", "text", "Merchant category code (token_used)."),
+        C("new_state", "text", "The token's new state (lifecycle_notice)."),
+        C("reason_code", "text", "Reason code (lifecycle_notice)."),
+        C("actor", "text", "Actor (lifecycle_notice)."),
+        C("extra", "json", "Fields not in this schema (schema drift), kept as JSON."),
+        C("shard_id", "text", "Kinesis shard the event was read from."),
+        C("sequence_number", "text", "Kinesis sequence number (a decimal integer)."),
+        C("arrived_at", "timestamp", "Kinesis approximate arrival time."),
+        _LOADED,
+        _loc("kinesis:<stream>/<shard_id>/<sequence_number>"),
+    ),
+)
+
+APIGW_LOGS = Table(
+    "apigw_logs",
+    "API Gateway access logs from the S3 data lake (apigw/dt=/hour=/part-*.json.gz).",
+    None,
+    (
+        C("request_id", "text", "API Gateway request id."),
+        C("request_time", "timestamp", "When the request arrived."),
+        C("route", "text", "Method and route, e.g. 'POST /v1/provision'."),
+        C("status", "integer", "HTTP status returned."),
+        C("latency_ms", "double", "End-to-end latency in ms."),
+        C("integration_latency_ms", "double", "Latency of the backend integration in ms."),
+        C("wallet_id", "text", "The calling wallet."),
+        C("extra", "json", "Fields not in this schema (schema drift), kept as JSON."),
+        _LOADED,
+        _loc("s3://<bucket>/<key>#<line>"),
+    ),
+)
+
+LAMBDA_LOGS = Table(
+    "lambda_logs",
+    "Lambda invocation logs from the S3 data lake (lambda/dt=/hour=/part-*.json.gz).",
+    None,
+    (
+        C("request_id", "text", "The API Gateway request the invocation served."),
+        C("invoked_at", "timestamp", "When the invocation started (the record's timestamp)."),
+        C("function", "text", "Lambda function name."),
+        C("duration_ms", "double", "Run time in ms."),
+        C("billed_duration_ms", "double", "Billed duration in ms."),
+        C("memory_size_mb", "integer", "Configured memory in MB."),
+        C("max_memory_used_mb", "integer", "Peak memory used in MB."),
+        C("error", "text", "Error of a failed invocation, else empty."),
+        C("extra", "json", "Fields not in this schema (schema drift), kept as JSON."),
+        _LOADED,
+        _loc("s3://<bucket>/<key>#<line>"),
+    ),
+)
+
+QUARANTINE = Table(
+    "quarantine",
+    "Every record that could not be loaded, with where it was and why. Nothing is dropped.",
+    None,
+    (
+        C("source", "text", "token_state_transitions, wallet_events, apigw_logs, lambda_logs."),
+        C("location", "text", "Where: s3://bucket/key#line, kinesis:stream/shard/seq, pg:..."),
+        C("raw_text", "text", "The record as received, truncated to 4000 characters."),
+        C("reason", "text", "Why it was refused, naming the field."),
+        _LOADED,
+    ),
+)
+
+INGEST_STATE = Table(
+    "_ingest_state",
+    "Watermarks and checkpoints, written in the same transaction as the rows they cover.",
+    "key",
+    (
+        C("key", "text", "transitions:xact_watermark, kinesis:<stream>:<shard>, ..."),
+        C("value", "text", "The watermark or checkpoint."),
+        C("updated_at", "timestamp", "When it last moved."),
+    ),
+)
+
+S3_MANIFEST = Table(
+    "_s3_manifest",
+    "Every S3 object seen: loaded once per key and etag; identical content elsewhere skipped.",
+    None,
+    (
+        C("s3_key", "text", "Object key."),
+        C("etag", "text", "Object ETag (content hash for single-part uploads)."),
+        C("size_bytes", "bigint", "Object size."),
+        C("rows_loaded", "bigint", "Rows loaded from it."),
+        C("rows_quarantined", "bigint", "Lines quarantined from it."),
+        C("duplicate_of", "text", "Key of an already loaded object with identical content."),
+        _LOADED,
+    ),
+)
+
+TABLES: dict[str, Table] = {t.name: t for t in (
+    TRANSITIONS, WALLET_EVENTS, APIGW_LOGS, LAMBDA_LOGS, QUARANTINE, INGEST_STATE, S3_MANIFEST)}
+
+RAW_TEXT_LIMIT = 4000

@@ -1,0 +1,101 @@
+"""The loader interface: one warehouse, three implementations (DuckDB, PostgreSQL, Snowflake).
+
+A load writes its rows, quarantined records and watermark in one ``transaction()``: either all
+of it lands or none of it does, so a killed run re-reads from the last committed watermark.
+Rows arrive as Arrow tables; keyed tables (``Table.key``) skip rows whose key is already there.
+SQL passed to ``execute``/``query`` uses ``%s`` placeholders on every target.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import pyarrow as pa
+
+from ingestion.raw_schema import SCHEMA, TABLES, Table
+
+
+class Warehouse(ABC):
+    name: str = "abstract"
+    type_map: dict[str, str] = {}
+
+    # -- what each target implements ------------------------------------------------------
+    @abstractmethod
+    def execute(self, sql: str, params: Sequence | None = None) -> int:
+        """Run a statement; return the affected row count where the target reports one."""
+
+    @abstractmethod
+    def query(self, sql: str, params: Sequence | None = None) -> list[tuple]:
+        """Run a query and fetch all rows."""
+
+    @abstractmethod
+    def _begin(self) -> None: ...
+
+    @abstractmethod
+    def _commit(self) -> None: ...
+
+    @abstractmethod
+    def _rollback(self) -> None: ...
+
+    @abstractmethod
+    def _stage(self, table: Table, data: pa.Table) -> str:
+        """Make ``data`` queryable in this transaction; return the relation's name."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def _cast(self, column: str, logical: str) -> str:
+        """The expression that turns a staged column into the raw table's type."""
+        return column
+
+    # -- shared behaviour -----------------------------------------------------------------
+    def ddl(self) -> list[str]:
+        statements = [f"create schema if not exists {SCHEMA}"]
+        for table in TABLES.values():
+            cols = ", ".join(f"{c.name} {self.type_map[c.type]}" for c in table.columns)
+            statements.append(f"create table if not exists {SCHEMA}.{table.name} ({cols})")
+        return statements
+
+    def ensure_schema(self) -> None:
+        with self.transaction():
+            for statement in self.ddl():
+                self.execute(statement)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Warehouse]:
+        self._begin()
+        try:
+            yield self
+        except BaseException:
+            self._rollback()
+            raise
+        self._commit()
+
+    def append(self, table: Table, data: pa.Table) -> int:
+        """Insert ``data`` into ``raw.<table>``; rows whose key is already there are skipped.
+        Returns the number of rows inserted."""
+        if data.num_rows == 0:
+            return 0
+        staged = self._stage(table, data)
+        cols = ", ".join(table.column_names)
+        select = ", ".join(self._cast(f"b.{c.name}", c.type) for c in table.columns)
+        sql = f"insert into {SCHEMA}.{table.name} ({cols}) select {select} from {staged} b"
+        if table.key:
+            sql += (f" where not exists (select 1 from {SCHEMA}.{table.name} x"
+                    f" where x.{table.key} = b.{table.key})")
+        return self.execute(sql)
+
+    def get_state(self, key: str) -> str | None:
+        rows = self.query(f"select value from {SCHEMA}._ingest_state where key = %s", [key])
+        return rows[0][0] if rows else None
+
+    def set_state(self, key: str, value: str) -> None:
+        self.execute(f"delete from {SCHEMA}._ingest_state where key = %s", [key])
+        self.execute(f"insert into {SCHEMA}._ingest_state (key, value, updated_at) "
+                     "values (%s, %s, %s)", [key, value, datetime.now(UTC)])
+
+    def count(self, table: str) -> int:
+        return int(self.query(f"select count(*) from {SCHEMA}.{table}")[0][0])

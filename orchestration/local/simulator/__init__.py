@@ -1,0 +1,1 @@
+"""A deterministic traffic simulator for the local world (``tokenwatch simulate``)."""
