@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -50,3 +51,26 @@ def client(service: ServiceThread) -> Iterator[httpx.Client]:
 def db(pg_dsn: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory, pg_dsn: str) -> Iterator:
+    """A real local stack (moto server + Datadog intake processes) under a home of its own.
+
+    PostgreSQL for the stack is this session's database (via TOKENWATCH_PG_DSN), so nothing
+    the tests do touches a user's data.
+    """
+    from orchestration.local import stack as stack_mod
+
+    saved = {k: os.environ.get(k) for k in ("TOKENWATCH_HOME", "TOKENWATCH_PG_DSN")}
+    os.environ["TOKENWATCH_HOME"] = str(tmp_path_factory.mktemp("stack-home"))
+    os.environ["TOKENWATCH_PG_DSN"] = pg_dsn
+    try:
+        yield stack_mod.up()
+    finally:
+        stack_mod.down()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
