@@ -39,8 +39,9 @@ V2_TYPES = {0, 1, 2, 3}  # unspecified, count, rate, gauge
 ALERT_TYPES = {"error", "warning", "info", "success", "user_update", "recommendation",
                "snapshot"}
 MONITOR_TYPES = {"metric alert", "query alert", "service check", "event alert",
-                 "event-v2 alert", "log alert", "composite", "process alert", "trace-analytics alert",
-                 "slo alert", "rum alert", "ci-pipelines alert", "audit alert"}
+                 "event-v2 alert", "log alert", "composite", "process alert",
+                 "trace-analytics alert", "slo alert", "rum alert", "ci-pipelines alert",
+                 "audit alert"}
 MAX_BODY = 5 * 1024 * 1024  # Datadog's limit for a series payload (uncompressed)
 
 
@@ -262,7 +263,8 @@ class Intake:
             with self._lock:
                 self._apply("DELETE", route, None, key)
             self.record("DELETE", route, None, id=key)
-            return 200, ({"deleted_dashboard_id": key} if dashboards else {"deleted_monitor_id": key})
+            gone = "deleted_dashboard_id" if dashboards else "deleted_monitor_id"
+            return 200, {gone: key}
         return 405, {"errors": [f"{method} not allowed on {route}/{ident}"]}
 
 

@@ -1,0 +1,67 @@
+"""Opening the warehouse: the one switch between DuckDB, PostgreSQL and Snowflake.
+
+``TOKENWATCH_WAREHOUSE`` picks the target: ``duckdb`` (default with ``TOKENWATCH_ENV=local``),
+``postgres``, or ``snowflake`` (default with ``TOKENWATCH_ENV=prod``). Each target reads its own
+settings from the environment (see the README's configuration table).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ingestion.warehouse.base import Warehouse
+from state_service import config
+
+TARGETS = ("duckdb", "postgres", "snowflake")
+#: dbt's target for each warehouse (dbt_project/profiles.yml)
+DBT_TARGETS = {"duckdb": "local", "postgres": "postgres", "snowflake": "snowflake"}
+WAREHOUSE_PG_DATABASE = "tokenwatch_warehouse"
+
+
+def target_name() -> str:
+    default = "snowflake" if config.env_name() == "prod" else "duckdb"
+    value = os.environ.get("TOKENWATCH_WAREHOUSE", default)
+    if value not in TARGETS:
+        raise ValueError(f"TOKENWATCH_WAREHOUSE must be one of {', '.join(TARGETS)}, "
+                         f"got {value!r}")
+    return value
+
+
+def duckdb_path() -> Path:
+    """``TOKENWATCH_DUCKDB_PATH``, default ``$TOKENWATCH_HOME/warehouse.duckdb``."""
+    configured = os.environ.get("TOKENWATCH_DUCKDB_PATH")
+    return Path(configured) if configured else config.home() / "warehouse.duckdb"
+
+
+def postgres_dsn() -> str:
+    """``TOKENWATCH_WAREHOUSE_DSN``, else database ``tokenwatch_warehouse`` on the resolved
+    server (created when missing)."""
+    configured = os.environ.get("TOKENWATCH_WAREHOUSE_DSN")
+    if configured:
+        return configured
+    from state_service.database import ensure_database, resolve_server
+
+    return ensure_database(resolve_server(), WAREHOUSE_PG_DATABASE)
+
+
+def open_warehouse(target: str | None = None, *, create: bool = True) -> Warehouse:
+    """Connect to the configured warehouse; with ``create``, make its raw schema if missing."""
+    target = target or target_name()
+    if target == "duckdb":
+        from ingestion.warehouse.duckdb import DuckDBWarehouse
+
+        wh: Warehouse = DuckDBWarehouse(duckdb_path())
+    elif target == "postgres":
+        from ingestion.warehouse.postgres import PostgresWarehouse
+
+        wh = PostgresWarehouse(postgres_dsn())
+    elif target == "snowflake":
+        from ingestion.warehouse.snowflake import SnowflakeWarehouse
+
+        wh = SnowflakeWarehouse.from_env()
+    else:
+        raise ValueError(f"unknown warehouse target {target!r}; expected one of {TARGETS}")
+    if create:
+        wh.ensure_schema()
+    return wh
