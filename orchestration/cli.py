@@ -8,7 +8,7 @@ import sys
 import typer
 from rich.console import Console
 
-from orchestration.commands import audit, db, demo, lifecycle_cmd, serve, simulate, stack
+from orchestration.commands import audit, db, demo, ingest, lifecycle_cmd, serve, simulate, stack
 
 app = typer.Typer(help="tokenwatch: a reporting warehouse for payment tokens in digital wallets.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -19,6 +19,7 @@ app.add_typer(lifecycle_cmd.app, name="lifecycle")
 app.command("demo", help=demo.demo.__doc__)(demo.demo)
 app.command("simulate", help=simulate.simulate.__doc__)(simulate.simulate)
 app.add_typer(stack.app, name="stack")
+app.command("ingest", help=ingest.ingest.__doc__)(ingest.ingest)
 
 err = Console(stderr=True)
 

@@ -64,9 +64,11 @@ def _to_arrow(csv_bytes: bytes, loaded_at: datetime, location_prefix: str) -> pa
 
 def load_transitions(source_dsn: str, wh: Warehouse,
                      progress: Callable[[int], None] = lambda n: None,
-                     crash_after_chunks: int | None = None) -> TransitionsResult:
-    """Copy new transitions into the warehouse. ``crash_after_chunks`` (tests only) raises
-    inside the warehouse transaction of that chunk, as a kill would, before its commit."""
+                     inside_chunk: Callable[[int], None] | None = None,
+                     chunk_bytes: int = CHUNK_BYTES) -> TransitionsResult:
+    """Copy new transitions into the warehouse. ``inside_chunk(n)`` (for fault-injection
+    tests) runs inside the warehouse transaction of chunk ``n``, after its rows are written
+    and before its watermark and commit: a test kills the process there."""
     result = TransitionsResult()
     low = int(wh.get_state(STATE_KEY) or 0)
     result.watermark_from = result.watermark_to = low
@@ -84,20 +86,21 @@ def load_transitions(source_dsn: str, wh: Warehouse,
         with src.cursor().copy(copy_sql, [str(low), str(xmin)]) as copy:
             for block in copy:
                 buf += block
-                if len(buf) >= CHUNK_BYTES:
+                if len(buf) >= chunk_bytes:
                     cut = buf.rfind(b"\n") + 1  # whole lines only
                     head, buf = bytes(buf[:cut]), buf[cut:]
                     chunks += 1
-                    _write(wh, head, None, result, crash=chunks == crash_after_chunks)
+                    _write(wh, head, None, result, chunks, inside_chunk)
                     progress(result.rows_read)
         chunks += 1
-        _write(wh, bytes(buf), xmin, result, crash=chunks == crash_after_chunks)
+        _write(wh, bytes(buf), xmin, result, chunks, inside_chunk)
         progress(result.rows_read)
     return result
 
 
 def _write(wh: Warehouse, csv_bytes: bytes, final_xmin: int | None,
-           result: TransitionsResult, crash: bool) -> None:
+           result: TransitionsResult, chunk: int,
+           inside_chunk: Callable[[int], None] | None) -> None:
     table = (_to_arrow(csv_bytes, datetime.now(UTC), "pg:token_state_transitions/")
              if csv_bytes else None)
     if table is not None and table.num_rows and final_xmin is None:
@@ -107,8 +110,8 @@ def _write(wh: Warehouse, csv_bytes: bytes, final_xmin: int | None,
         watermark = final_xmin if final_xmin is not None else result.watermark_to
     with wh.transaction():
         loaded = wh.append(TRANSITIONS, table) if table is not None else 0
-        if crash:
-            raise RuntimeError("simulated crash in the middle of a batch")
+        if inside_chunk is not None:
+            inside_chunk(chunk)
         wh.set_state(STATE_KEY, str(watermark))
     n = table.num_rows if table is not None else 0
     result.rows_read += n
