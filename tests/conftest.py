@@ -74,3 +74,43 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory, pg_dsn: str) -> Iterat
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def world(pg_server: PgServer, local_stack) -> Iterator:
+    """A simulated world (faults on) in a database, bucket and stream of its own; read-only
+    for tests: load it, never write to it."""
+    from tests.world import build_world
+
+    built = build_world(pg_server, local_stack, API_KEY)
+    yield built
+    drop_database(pg_server, built.database)
+
+
+@pytest.fixture()
+def warehouse_factory(pg_server: PgServer, tmp_path) -> Iterator:
+    """``make(target)`` opens a fresh, empty warehouse: a DuckDB file of this test's own, or
+    a PostgreSQL database of its own (dropped afterwards)."""
+    from ingestion.warehouse.duckdb import DuckDBWarehouse
+    from ingestion.warehouse.postgres import PostgresWarehouse
+
+    opened, databases = [], []
+
+    def make(target: str):
+        if target == "duckdb":
+            wh = DuckDBWarehouse(tmp_path / f"warehouse-{len(opened)}.duckdb")
+        elif target == "postgres":
+            name = f"tokenwatch_wh_{uuid.uuid4().hex[:10]}"
+            databases.append(name)
+            wh = PostgresWarehouse(ensure_database(pg_server, name))
+        else:
+            raise ValueError(target)
+        wh.ensure_schema()
+        opened.append(wh)
+        return wh
+
+    yield make
+    for wh in opened:
+        wh.close()
+    for name in databases:
+        drop_database(pg_server, name)

@@ -64,14 +64,27 @@ class Warehouse(ABC):
             for statement in self.ddl():
                 self.execute(statement)
 
+    _depth: int = 0
+
     @contextmanager
     def transaction(self) -> Iterator[Warehouse]:
+        """All or nothing. Nested use joins the outer transaction."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
         self._begin()
+        self._depth = 1
         try:
             yield self
         except BaseException:
+            self._depth = 0
             self._rollback()
             raise
+        self._depth = 0
         self._commit()
 
     def append(self, table: Table, data: pa.Table) -> int:
@@ -79,6 +92,10 @@ class Warehouse(ABC):
         Returns the number of rows inserted."""
         if data.num_rows == 0:
             return 0
+        with self.transaction():
+            return self._append(table, data)
+
+    def _append(self, table: Table, data: pa.Table) -> int:
         staged = self._stage(table, data)
         cols = ", ".join(table.column_names)
         select = ", ".join(self._cast(f"b.{c.name}", c.type) for c in table.columns)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import uuid
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -14,18 +13,9 @@ import pytest
 from orchestration.local.simulator.faults import Faults
 from orchestration.local.simulator.run import Settings, Target, simulate
 from tests.conftest import API_KEY
+from tests.world import fresh_target
 
 START = datetime(2026, 11, 2, tzinfo=UTC)
-
-
-def _fresh_target(local_stack, service) -> Target:
-    s3, kinesis = local_stack.s3_client(), local_stack.kinesis_client()
-    bucket, stream = f"lake-{uuid.uuid4().hex[:8]}", f"events-{uuid.uuid4().hex[:8]}"
-    s3.create_bucket(Bucket=bucket)
-    kinesis.create_stream(StreamName=stream, ShardCount=4)
-    kinesis.get_waiter("stream_exists").wait(StreamName=stream,
-                                             WaiterConfig={"Delay": 0.2, "MaxAttempts": 50})
-    return Target(service.url, API_KEY, kinesis, stream, s3, bucket)
 
 
 def _stream_records(target: Target) -> dict[str, list[bytes]]:
@@ -57,7 +47,7 @@ def _bucket_objects(target: Target) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def first_run(local_stack, service):
-    target = _fresh_target(local_stack, service)
+    target = fresh_target(local_stack, service.url, API_KEY)
     settings = Settings(tokens=400, days=3, seed=9001, start=START, faults=Faults(
         kinesis_duplicates=0.05, s3_duplicate_objects=0.1, malformed_lines=0.02,
         malformed_records=0.02, illegal_transitions=0.1, retries=0.05))
@@ -146,7 +136,7 @@ def _valid_log_line(source: str, line: str) -> bool:
 
 def test_same_seed_gives_identical_objects_and_records(first_run, local_stack, service):
     settings, target, summary = first_run
-    again_target = _fresh_target(local_stack, service)
+    again_target = fresh_target(local_stack, service.url, API_KEY)
     again = simulate(settings, again_target)  # the service has these events: 200, not 201
     assert _bucket_objects(again_target) == _bucket_objects(target)
     assert _stream_records(again_target) == _stream_records(target)

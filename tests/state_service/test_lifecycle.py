@@ -48,3 +48,6 @@ def test_luhn_and_pan_detection():
     assert not looks_like_pan("card-4111111111111111")  # not only digits
     assert find_pan_like("note: card 4111111111111111 lost, ref 1234") == ["4111111111111111"]
     assert find_pan_like("id 41111111111111111111111") == []  # 23-digit run is not a PAN
+    # digit stretches inside hex hashes and UUIDs are not card numbers
+    assert find_pan_like("5625319538095e87f1caeb0e62") == []
+    assert find_pan_like("pan=4111111111111111;") == ["4111111111111111"]
