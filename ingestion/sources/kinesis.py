@@ -29,6 +29,7 @@ class KinesisResult:
     duplicates: int = 0
     quarantined: int = 0
     shards: dict[str, str] = field(default_factory=dict)  # shard -> last checkpoint
+    read_order: list[str] = field(default_factory=list)  # shards read by this run, in order
 
 
 def _state_key(stream: str, shard_id: str) -> str:
@@ -84,13 +85,18 @@ def load_wallet_events(client, stream: str, wh: Warehouse,
         parents = {shard.get("ParentShardId"), shard.get("AdjacentParentShardId")} - {None}
         if any(p in known and p not in closed for p in parents):
             continue  # a parent still has records to read: the child waits for a later run
-        if _read_shard(client, stream, shard_id, wh, parser, result, progress):
+        if _read_shard(client, stream, shard, wh, parser, result, progress):
             closed.add(shard_id)
     return result
 
 
-def _read_shard(client, stream, shard_id, wh, parser, result, progress) -> bool:
-    """Read one shard to its current end. True when the shard is closed and fully read."""
+def _read_shard(client, stream, shard, wh, parser, result, progress) -> bool:
+    """Read one shard to its current end. True when the shard is closed and fully read: its
+    iterator ran out (AWS), or it has an ending sequence number and nothing is left to read
+    (servers that keep handing out iterators for closed shards, such as moto)."""
+    shard_id = shard["ShardId"]
+    result.read_order.append(shard_id)
+    closed = "EndingSequenceNumber" in shard.get("SequenceNumberRange", {})
     checkpoint = wh.get_state(_state_key(stream, shard_id))
     kwargs = ({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
                "StartingSequenceNumber": checkpoint} if checkpoint
@@ -107,8 +113,8 @@ def _read_shard(client, stream, shard_id, wh, parser, result, progress) -> bool:
             progress(result.records_read)
         iterator = resp.get("NextShardIterator")
         if not resp["Records"] and resp.get("MillisBehindLatest", 0) == 0:
-            break  # caught up with an open shard
-    if iterator is None:  # a closed shard, read to its end
+            break  # caught up
+    if iterator is None or closed:  # a closed shard, read to its end
         with wh.transaction():
             wh.set_state(_finished_key(stream, shard_id), "1")
         return True
