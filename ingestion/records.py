@@ -68,7 +68,12 @@ class RecordParser:
             raise BadRecord(f"not valid JSON: {exc}") from None
         if not isinstance(record, dict):
             raise BadRecord(f"not a JSON object but {type(record).__name__}")
-        return self.shape(record)
+        row = self.shape(record)
+        if find_pan_like(text if isinstance(text, str) else text.decode("utf-8", "replace")):
+            fields = [k for k, v in record.items() if find_pan_like(json.dumps(v))]
+            raise BadRecord(f"PAN-like value in field(s) {', '.join(map(repr, fields))}: "
+                            "card numbers never enter the warehouse")
+        return row
 
     def shape(self, record: dict) -> dict:
         for field, kind in self.required.items():

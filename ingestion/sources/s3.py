@@ -38,20 +38,23 @@ class S3Result:
     per_source: dict[str, int] = field(default_factory=dict)
 
 
-def list_objects(client, bucket: str, prefix: str):
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+def list_objects(client, bucket: str, prefix: str, page_size: int = 1000):
+    pages = client.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size})
+    for page in pages:
         yield from page.get("Contents", [])
 
 
 def load_lake(client, bucket: str, wh: Warehouse, sources: tuple[str, ...] = tuple(S3_PREFIXES),
-              progress: Callable[[int], None] = lambda n: None) -> S3Result:
+              progress: Callable[[int], None] = lambda n: None,
+              page_size: int = 1000) -> S3Result:
     result = S3Result()
     loaded = {(k, e): None for k, e in wh.query("select s3_key, etag from raw._s3_manifest")}
     by_content = {(e, int(sz)): k for k, e, sz in wh.query(
         "select s3_key, etag, size_bytes from raw._s3_manifest where duplicate_of is null")}
     for source in sources:
         parser = RecordParser(source, TABLES[source])
-        for obj in list_objects(client, bucket, S3_PREFIXES[source] + "/"):
+        for obj in list_objects(client, bucket, S3_PREFIXES[source] + "/", page_size):
             key, etag, size = obj["Key"], obj["ETag"].strip('"'), int(obj["Size"])
             result.objects_seen += 1
             if (key, etag) in loaded:
@@ -59,7 +62,8 @@ def load_lake(client, bucket: str, wh: Warehouse, sources: tuple[str, ...] = tup
                 continue
             original = by_content.get((etag, size))
             if original is not None and original != key:
-                _record(wh, key, etag, size, 0, 0, original)
+                with wh.transaction():
+                    _record(wh, key, etag, size, 0, 0, original)
                 loaded[(key, etag)] = None
                 result.duplicate_objects += 1
                 continue

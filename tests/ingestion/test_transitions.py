@@ -86,7 +86,7 @@ def test_a_transaction_that_commits_late_is_loaded_exactly_once(source_dsn, ware
 
 
 _KILLED_RUN = textwrap.dedent("""
-    import os, signal, sys
+    import os, signal, sys, time
     from ingestion.sources.transitions import load_transitions
     from ingestion.warehouse import open_warehouse
 
@@ -96,7 +96,11 @@ _KILLED_RUN = textwrap.dedent("""
         if chunk == 3:  # rows of the third chunk are written, its commit has not happened
             os.kill(os.getpid(), signal.SIGKILL)
 
-    load_transitions(sys.argv[1], wh, inside_chunk=die, chunk_bytes=20_000)
+    deadline = time.monotonic() + 90  # a long transaction elsewhere may hold xmin back
+    while time.monotonic() < deadline:
+        load_transitions(sys.argv[1], wh, inside_chunk=die, chunk_bytes=20_000)
+        time.sleep(0.5)
+    sys.exit("never reached the third chunk")
 """)
 
 
