@@ -88,9 +88,10 @@ def world(pg_server: PgServer, local_stack) -> Iterator:
 
 
 @pytest.fixture()
-def warehouse_factory(pg_server: PgServer, tmp_path) -> Iterator:
-    """``make(target)`` opens a fresh, empty warehouse: a DuckDB file of this test's own, or
-    a PostgreSQL database of its own (dropped afterwards)."""
+def warehouse_factory(pg_server: PgServer, tmp_path, request) -> Iterator:
+    """``make(target)`` opens a fresh, empty warehouse: a DuckDB file of this test's own, a
+    PostgreSQL database of its own (dropped afterwards), or a database of its own on a local
+    fakesnow server (Snowflake's connector over HTTP)."""
     from ingestion.warehouse.duckdb import DuckDBWarehouse
     from ingestion.warehouse.postgres import PostgresWarehouse
 
@@ -99,6 +100,11 @@ def warehouse_factory(pg_server: PgServer, tmp_path) -> Iterator:
     def make(target: str):
         if target == "duckdb":
             wh = DuckDBWarehouse(tmp_path / f"warehouse-{len(opened)}.duckdb")
+        elif target == "snowflake":
+            from ingestion.warehouse.snowflake import SnowflakeWarehouse
+
+            wh = SnowflakeWarehouse.open(f"tw_{uuid.uuid4().hex[:10]}",
+                                         **request.getfixturevalue("fakesnow_server"))
         elif target == "postgres":
             name = f"tokenwatch_wh_{uuid.uuid4().hex[:10]}"
             databases.append(name)
@@ -114,3 +120,12 @@ def warehouse_factory(pg_server: PgServer, tmp_path) -> Iterator:
         wh.close()
     for name in databases:
         drop_database(pg_server, name)
+
+
+@pytest.fixture(scope="session")
+def fakesnow_server() -> Iterator[dict]:
+    """fakesnow's server mode: connection keyword arguments for snowflake.connector."""
+    import fakesnow
+
+    with fakesnow.server() as kwargs:
+        yield kwargs

@@ -79,3 +79,19 @@ def test_no_card_number_reaches_the_raw_layer(world, warehouse_factory, target):
         for row in wh.query(f"select * from raw.{table}"):
             text = " ".join(str(v) for v in row if isinstance(v, str))
             assert not find_pan_like(text), f"PAN-like value in raw.{table}: {row}"
+
+
+def test_world_loads_into_snowflake_through_stage_and_copy(world, warehouse_factory):
+    """The Snowflake path (PUT to a stage, COPY INTO, load result checked) on fakesnow."""
+    wh = warehouse_factory("snowflake")
+    summary = world.summary
+    ingest(_sources(world), wh)
+    assert wh.count("token_state_transitions") == summary["transitions"]["total"]
+    assert wh.count("wallet_events") == summary["kinesis"]["events_unique"]
+    for source in ("apigw_logs", "lambda_logs"):
+        assert wh.count(source) == summary["s3"][source]["records"]
+    assert wh.count("quarantine") == summary["quarantine_expected"]["total"]
+    again = ingest(_sources(world), wh)
+    assert again.results["transitions"].rows_loaded == 0
+    assert again.results["s3"].objects_loaded == 0
+    assert wh.count("wallet_events") == summary["kinesis"]["events_unique"]
