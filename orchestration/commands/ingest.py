@@ -31,6 +31,10 @@ def ingest(
         _print_schema()
         return
     only = tuple(source) or SOURCES
+    unknown = sorted(set(only) - set(SOURCES))
+    if unknown:
+        raise typer.BadParameter(f"unknown source(s) {', '.join(unknown)}; expected some of "
+                                 f"{', '.join(SOURCES)}", param_hint="--source")
     target = target or target_name()
     sources = sources_from_env()
     wh = open_warehouse(target)
