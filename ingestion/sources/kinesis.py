@@ -10,6 +10,7 @@ integers, never as strings.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -121,6 +122,28 @@ def _read_shard(client, stream, shard, wh, parser, result, progress) -> bool:
     return False
 
 
+def ledger_key(stream: str) -> str:
+    return f"kinesis:{stream}:ledger"
+
+
+def read_ledger(wh: Warehouse, stream: str) -> dict[str, int]:
+    """Every record ever read from ``stream``: how many were loaded, skipped as duplicates and
+    quarantined. ``read == loaded + duplicates + quarantined`` by construction, and loaded and
+    quarantined must match the tables: that is how a check proves nothing was dropped."""
+    raw = wh.get_state(ledger_key(stream))
+    return json.loads(raw) if raw else {"read": 0, "loaded": 0, "duplicates": 0,
+                                        "quarantined": 0}
+
+
+def add_to_ledger(wh: Warehouse, stream: str, read: int, loaded: int, quarantined: int) -> None:
+    ledger = read_ledger(wh, stream)
+    ledger["read"] += read
+    ledger["loaded"] += loaded
+    ledger["quarantined"] += quarantined
+    ledger["duplicates"] += read - loaded - quarantined
+    wh.set_state(ledger_key(stream), json.dumps(ledger, sort_keys=True))
+
+
 def _write_batch(stream, shard_id, records, checkpoint, wh: Warehouse, parser: RecordParser,
                  result: KinesisResult) -> None:
     now = datetime.now(UTC)
@@ -144,6 +167,7 @@ def _write_batch(stream, shard_id, records, checkpoint, wh: Warehouse, parser: R
         loaded = wh.append(WALLET_EVENTS, to_arrow(WALLET_EVENTS, list(rows.values())))
         wh.append(QUARANTINE, to_arrow(QUARANTINE, bad))
         wh.set_state(_state_key(stream, shard_id), checkpoint)
+        add_to_ledger(wh, stream, read=len(records), loaded=loaded, quarantined=len(bad))
     result.records_read += len(records)
     result.rows_loaded += loaded
     result.quarantined += len(bad)

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from ingestion.sources.kinesis import load_wallet_events
+from ingestion.sources.kinesis import load_wallet_events, read_ledger
 
 TARGETS = ["duckdb", "postgres"]
 
@@ -63,6 +63,8 @@ def test_rereads_from_checkpoints_and_keeps_duplicates_once(stream, warehouse_fa
 
     r3 = load_wallet_events(kinesis, name, wh)
     assert r3.records_read == 0
+    assert read_ledger(wh, name) == {"read": 330, "loaded": 300, "duplicates": 30,
+                                     "quarantined": 0}
 
 
 @pytest.mark.parametrize("target", TARGETS)

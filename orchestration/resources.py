@@ -1,0 +1,51 @@
+"""Resources, chosen as one set by ``TOKENWATCH_ENV``: ``local`` (DuckDB file, the local stack's
+moto and Datadog intake) or ``prod`` (Snowflake, AWS, Datadog). Assets never know which.
+
+The switch lives here and in the modules it calls (``ingestion.warehouse.open_warehouse``,
+``orchestration.sources.sources_from_env``), never in models or asset code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+
+from ingestion.run import Sources
+from ingestion.warehouse import DBT_TARGETS, open_warehouse, target_name
+from ingestion.warehouse.base import Warehouse
+from state_service import config
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The raw layer's warehouse; ``target`` empty means the environment's default."""
+
+    target: str = ""
+
+    def resolved_target(self) -> str:
+        return self.target or target_name()
+
+    @contextmanager
+    def open(self) -> Iterator[Warehouse]:
+        wh = open_warehouse(self.resolved_target())
+        try:
+            yield wh
+        finally:
+            wh.close()
+
+    def dbt_target(self) -> str:
+        return DBT_TARGETS[self.resolved_target()]
+
+
+class SourcesResource(dg.ConfigurableResource):
+    """Where the state database, the Kinesis stream and the S3 lake are."""
+
+    def sources(self) -> Sources:
+        from orchestration.sources import sources_from_env
+
+        return sources_from_env()
+
+
+def env_name() -> str:
+    return config.env_name()
