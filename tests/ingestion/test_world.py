@@ -95,3 +95,21 @@ def test_world_loads_into_snowflake_through_stage_and_copy(world, warehouse_fact
     assert again.results["transitions"].rows_loaded == 0
     assert again.results["s3"].objects_loaded == 0
     assert wh.count("wallet_events") == summary["kinesis"]["events_unique"]
+
+
+def test_every_record_read_is_accounted_for(world, warehouse_factory):
+    from ingestion.accounting import lake_accounting, stream_accounting
+
+    wh = warehouse_factory("duckdb")
+    t = world.target
+    assert not lake_accounting(wh, t.s3, t.bucket).passed  # nothing loaded yet
+    ingest(_sources(world), wh)
+    stream = stream_accounting(wh, t.stream)
+    assert stream.passed, stream.summary
+    assert stream.observed["ledger"]["duplicates"] == world.summary["kinesis"]["duplicates"]
+    lake = lake_accounting(wh, t.s3, t.bucket)
+    assert lake.passed, lake.summary
+    wh.execute("delete from raw.apigw_logs where request_id in "
+               "(select request_id from raw.apigw_logs limit 3)")  # rows lost after loading
+    broken = lake_accounting(wh, t.s3, t.bucket)
+    assert not broken.passed and "the tables have" in broken.summary
