@@ -39,12 +39,21 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 class SourcesResource(dg.ConfigurableResource):
-    """Where the state database, the Kinesis stream and the S3 lake are."""
+    """Where the state database, the Kinesis stream and the S3 lake are: the environment's
+    (see ``orchestration.sources``), with any of the three named explicitly instead."""
+
+    pg_dsn: str = ""
+    stream: str = ""
+    bucket: str = ""
 
     def sources(self) -> Sources:
+        from dataclasses import replace
+
         from orchestration.sources import sources_from_env
 
-        return sources_from_env()
+        found = sources_from_env()
+        return replace(found, pg_dsn=self.pg_dsn or found.pg_dsn,
+                       stream=self.stream or found.stream, bucket=self.bucket or found.bucket)
 
 
 def env_name() -> str:

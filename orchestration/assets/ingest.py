@@ -4,7 +4,6 @@ Each asset loads its source exactly once (watermarks and checkpoints live in the
 reports what it did as metadata: rows loaded, duplicates skipped, lines quarantined.
 """
 
-from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import timedelta
