@@ -8,11 +8,10 @@ transaction. The staging tables (transient, named for the connection, dropped on
 created before the first load, because Snowflake commits implicitly around DDL: inside a load
 transaction only DML, PUT and COPY run, so rows, quarantine and watermark commit together.
 
-Settings (environment): ``SNOWFLAKE_ACCOUNT``, ``SNOWFLAKE_USER``, and ``SNOWFLAKE_PASSWORD``
-or ``SNOWFLAKE_PRIVATE_KEY_PATH`` (with ``SNOWFLAKE_PRIVATE_KEY_PASSPHRASE``), plus
-``SNOWFLAKE_ROLE``, ``SNOWFLAKE_WAREHOUSE``, ``SNOWFLAKE_DATABASE`` (default TOKENWATCH).
-``SNOWFLAKE_HOST``/``SNOWFLAKE_PORT``/``SNOWFLAKE_PROTOCOL`` point the connector elsewhere
-(a local fakesnow server in tests).
+Settings (environment, the same names dbt's profile reads), ``TOKENWATCH_SNOWFLAKE_`` +
+``ACCOUNT``, ``USER``, and ``PASSWORD`` or ``PRIVATE_KEY_PATH`` (with
+``PRIVATE_KEY_PASSPHRASE``), plus ``ROLE``, ``WAREHOUSE``, ``DATABASE`` (default TOKENWATCH).
+``HOST``/``PORT``/``PROTOCOL`` point the connector elsewhere (a local fakesnow server in tests).
 """
 
 from __future__ import annotations
@@ -28,6 +27,8 @@ import pyarrow.parquet as pq
 
 from ingestion.raw_schema import SCHEMA, TABLES, Table
 from ingestion.warehouse.base import Warehouse
+
+ENV_PREFIX = "TOKENWATCH_SNOWFLAKE_"
 
 
 class SnowflakeLoadError(RuntimeError):
@@ -55,26 +56,27 @@ class SnowflakeWarehouse(Warehouse):
 
     @classmethod
     def from_env(cls) -> SnowflakeWarehouse:
-        env = os.environ
-        missing = [v for v in ("SNOWFLAKE_ACCOUNT", "SNOWFLAKE_USER") if not env.get(v)]
-        if not (env.get("SNOWFLAKE_PASSWORD") or env.get("SNOWFLAKE_PRIVATE_KEY_PATH")):
-            missing.append("SNOWFLAKE_PASSWORD or SNOWFLAKE_PRIVATE_KEY_PATH")
+        env = {k[len(ENV_PREFIX):]: v for k, v in os.environ.items()
+               if k.startswith(ENV_PREFIX) and v}
+        missing = [ENV_PREFIX + v for v in ("ACCOUNT", "USER") if v not in env]
+        if "PASSWORD" not in env and "PRIVATE_KEY_PATH" not in env:
+            missing.append(f"{ENV_PREFIX}PASSWORD or {ENV_PREFIX}PRIVATE_KEY_PATH")
         if missing:
             raise ValueError(f"the snowflake warehouse needs {', '.join(missing)} to be set")
-        kwargs: dict = {"account": env["SNOWFLAKE_ACCOUNT"], "user": env["SNOWFLAKE_USER"],
-                        "database": env.get("SNOWFLAKE_DATABASE", "TOKENWATCH"),
+        kwargs: dict = {"account": env["ACCOUNT"], "user": env["USER"],
+                        "database": env.get("DATABASE", "TOKENWATCH"),
                         "application": "tokenwatch"}  # -> open()
         for key in ("role", "warehouse", "host", "protocol"):
-            if env.get(f"SNOWFLAKE_{key.upper()}"):
-                kwargs[key] = env[f"SNOWFLAKE_{key.upper()}"]
-        if env.get("SNOWFLAKE_PORT"):
-            kwargs["port"] = int(env["SNOWFLAKE_PORT"])
-        if env.get("SNOWFLAKE_PRIVATE_KEY_PATH"):
-            kwargs["private_key_file"] = env["SNOWFLAKE_PRIVATE_KEY_PATH"]
-            if env.get("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"):
-                kwargs["private_key_file_pwd"] = env["SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"]
+            if key.upper() in env:
+                kwargs[key] = env[key.upper()]
+        if "PORT" in env:
+            kwargs["port"] = int(env["PORT"])
+        if "PRIVATE_KEY_PATH" in env:
+            kwargs["private_key_file"] = env["PRIVATE_KEY_PATH"]
+            if "PRIVATE_KEY_PASSPHRASE" in env:
+                kwargs["private_key_file_pwd"] = env["PRIVATE_KEY_PASSPHRASE"]
         else:
-            kwargs["password"] = env["SNOWFLAKE_PASSWORD"]
+            kwargs["password"] = env["PASSWORD"]
         return cls.open(**kwargs)
 
     @classmethod
