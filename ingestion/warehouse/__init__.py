@@ -65,3 +65,22 @@ def open_warehouse(target: str | None = None, *, create: bool = True) -> Warehou
     if create:
         wh.ensure_schema()
     return wh
+
+
+def dbt_env(target: str | None = None) -> dict[str, str]:
+    """Environment for dbt's profile (dbt_project/profiles.yml) so that dbt reads exactly the
+    warehouse ingestion writes: the same DuckDB file, PostgreSQL database or Snowflake account
+    (whose ``TOKENWATCH_SNOWFLAKE_*`` settings both already share)."""
+    target = target or target_name()
+    env = {"TOKENWATCH_DBT_TARGET": DBT_TARGETS[target]}
+    if target == "duckdb":
+        env["TOKENWATCH_DUCKDB_PATH"] = str(duckdb_path().resolve())
+    elif target == "postgres":
+        from psycopg.conninfo import conninfo_to_dict
+
+        params = conninfo_to_dict(postgres_dsn())
+        for key, name in (("host", "HOST"), ("port", "PORT"), ("user", "USER"),
+                          ("password", "PASSWORD"), ("dbname", "DBNAME")):
+            if params.get(key):
+                env[f"TOKENWATCH_WH_PG_{name}"] = str(params[key])
+    return env

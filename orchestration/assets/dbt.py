@@ -1,0 +1,95 @@
+"""The dbt project as Dagster assets (dagster-dbt): every model, seed and snapshot an asset,
+every dbt test an asset check, the raw tables the ingestion assets upstream of the sources.
+
+The marts are partitioned by day; a run for a range of days (one day, or a backfill, which runs
+as a single dbt invocation) passes the range to dbt as ``partition_start`` / ``partition_end``
+so incremental models re-process those days besides their usual lookback.
+"""
+
+import json
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+)
+
+from ingestion.warehouse import DBT_TARGETS, dbt_env, target_name
+from orchestration.partitions import DAILY
+from state_service import config
+
+DBT_DIR = config.project_root() / "dbt_project"
+#: dbt from this environment, whether or not its bin directory is on PATH
+DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
+MART_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=2),
+                                                warn_window=timedelta(minutes=75))
+
+dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR,
+                         target=DBT_TARGETS[target_name()])
+
+
+def _manifest_is_stale() -> bool:
+    """No manifest yet, or a project file changed after it was written."""
+    path = dbt_project.manifest_path
+    if not path.exists():
+        return True
+    built = path.stat().st_mtime
+    sources = [p for folder in ("models", "macros", "seeds", "snapshots", "tests")
+               for p in (DBT_DIR / folder).rglob("*") if p.is_file()]
+    sources += [DBT_DIR / "dbt_project.yml", DBT_DIR / "profiles.yml"]
+    return any(p.stat().st_mtime > built for p in sources if p.exists())
+
+
+def dbt_resource() -> DbtCliResource:
+    return DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_DIR),
+                          target=DBT_TARGETS[target_name()], dbt_executable=DBT_EXECUTABLE)
+
+
+if _manifest_is_stale():  # `dbt parse`, so a fresh checkout loads without a manual step
+    os.environ.update(dbt_env())
+    dbt_resource().cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
+
+
+class TokenwatchTranslator(DagsterDbtTranslator):
+    """Sources are the raw assets (``raw/<table>``); models are grouped by layer."""
+
+    def get_asset_key(self, dbt_resource_props) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return dg.AssetKey(["raw", dbt_resource_props["name"]])
+        return super().get_asset_key(dbt_resource_props)
+
+    def get_group_name(self, dbt_resource_props) -> str | None:
+        fqn = dbt_resource_props.get("fqn", [])
+        if dbt_resource_props["resource_type"] in ("seed", "snapshot"):
+            return "reference" if dbt_resource_props["resource_type"] == "seed" else "snapshots"
+        if len(fqn) > 2 and fqn[1] == "marts":
+            return fqn[2]  # wallet, lifecycle, compliance
+        return fqn[1] if len(fqn) > 1 else None
+
+    def get_asset_spec(self, manifest, unique_id, project) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if spec.group_name in ("wallet", "lifecycle", "compliance"):
+            spec = spec.replace_attributes(freshness_policy=MART_FRESHNESS)
+        return spec
+
+
+TRANSLATOR = TokenwatchTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+
+@dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project,
+            dagster_dbt_translator=TRANSLATOR, partitions_def=DAILY,
+            backfill_policy=dg.BackfillPolicy.single_run(), name="tokenwatch_dbt")
+def tokenwatch_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    window = context.partition_time_window
+    dbt_vars = {"partition_start": window.start.date().isoformat(),
+                "partition_end": window.end.date().isoformat()}
+    os.environ.update(dbt_env())  # dbt's profile reads the warehouse ingestion writes
+    args = ["build", "--vars", json.dumps(dbt_vars)]
+    yield from dbt.cli(args, context=context).stream().fetch_row_counts()
