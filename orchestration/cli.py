@@ -8,7 +8,17 @@ import sys
 import typer
 from rich.console import Console
 
-from orchestration.commands import audit, db, demo, ingest, lifecycle_cmd, serve, simulate, stack
+from orchestration.commands import (
+    audit,
+    datadog_cmd,
+    db,
+    demo,
+    ingest,
+    lifecycle_cmd,
+    serve,
+    simulate,
+    stack,
+)
 
 app = typer.Typer(help="tokenwatch: a reporting warehouse for payment tokens in digital wallets.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -20,6 +30,7 @@ app.command("demo", help=demo.demo.__doc__)(demo.demo)
 app.command("simulate", help=simulate.simulate.__doc__)(simulate.simulate)
 app.add_typer(stack.app, name="stack")
 app.command("ingest", help=ingest.ingest.__doc__)(ingest.ingest)
+app.add_typer(datadog_cmd.app, name="datadog")
 
 err = Console(stderr=True)
 
