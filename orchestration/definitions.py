@@ -5,30 +5,42 @@
 Resources are picked as one set by ``TOKENWATCH_ENV`` (orchestration/resources.py).
 """
 
-from __future__ import annotations
+import warnings
 
 import dagster as dg
 
-from orchestration.assets.ingest import INGEST_ASSETS
+# partitioned asset checks and single-run backfills are used on purpose (see gate.py)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+from orchestration.assets.dbt import dbt_resource, tokenwatch_dbt
+from orchestration.assets.ingest import INGEST_ASSETS, RAW_BOOKKEEPING
+from orchestration.assets.publish import PUBLISH_ASSETS
 from orchestration.checks import RAW_CHECKS
-from orchestration.resources import SourcesResource, WarehouseResource
+from orchestration.gate import quality_gate
+from orchestration.resources import DatadogResource, SourcesResource, WarehouseResource
 from orchestration.schedules import (
+    compliance_daily,
+    compliance_job,
     ingest_every_15_minutes,
     ingest_job,
     lake_job,
+    marts_hourly,
+    marts_job,
     new_lake_objects,
 )
 
 
 def resources() -> dict:
-    return {"warehouse": WarehouseResource(), "sources": SourcesResource()}
+    return {"warehouse": WarehouseResource(), "sources": SourcesResource(),
+            "datadog": DatadogResource(), "dbt": dbt_resource()}
 
 
 defs = dg.Definitions(
-    assets=[*INGEST_ASSETS],
-    asset_checks=[*RAW_CHECKS],
-    jobs=[ingest_job, lake_job],
-    schedules=[ingest_every_15_minutes],
+    assets=[*INGEST_ASSETS, *RAW_BOOKKEEPING, tokenwatch_dbt, *PUBLISH_ASSETS],
+    asset_checks=[*RAW_CHECKS, quality_gate],
+    jobs=[ingest_job, lake_job, marts_job, compliance_job],
+    schedules=[ingest_every_15_minutes, marts_hourly, compliance_daily],
     sensors=[new_lake_objects],
     resources=resources(),
 )

@@ -58,3 +58,18 @@ class SourcesResource(dg.ConfigurableResource):
 
 def env_name() -> str:
     return config.env_name()
+
+
+class DatadogResource(dg.ConfigurableResource):
+    """Datadog's API: the local intake, or the real one (orchestration/publishing/client.py
+    resolves which from the environment)."""
+
+    def options(self) -> dict:
+        from orchestration.publishing.client import datadog_options
+
+        return datadog_options()
+
+    def withhold(self, partition: str, failures: dict[str, str]):
+        from orchestration.publishing.events import publication_withheld
+
+        return publication_withheld(partition, failures, self.options(), env=env_name())

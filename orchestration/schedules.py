@@ -2,6 +2,8 @@
 objects land, marts and KPIs hourly, the compliance run daily."""
 
 
+from datetime import timedelta
+
 import dagster as dg
 
 from ingestion.contract import S3_PREFIXES
@@ -49,3 +51,32 @@ def new_lake_objects(context: dg.SensorEvaluationContext, sources: SourcesResour
     context.update_cursor(json.dumps(seen, sort_keys=True))
     return dg.RunRequest(run_key=json.dumps(seen, sort_keys=True),
                          tags={"tokenwatch/trigger": "new_lake_objects"})
+
+
+MARTS = (dg.AssetSelection.assets(*[]) | dg.AssetSelection.groups(
+    "staging", "intermediate", "reference", "wallet", "lifecycle", "compliance", "publication")
+    ) - dg.AssetSelection.assets(["datadog", "dashboards_and_monitors"])
+COMPLIANCE = dg.AssetSelection.groups("compliance").upstream() - RAW
+
+marts_job = dg.define_asset_job(
+    "marts_and_kpis", selection=MARTS,
+    description="Build the marts for a day, run the quality gate, publish the day's KPIs.")
+compliance_job = dg.define_asset_job(
+    "compliance", selection=COMPLIANCE,
+    description="The audit marts and their checks (hash chains, exceptions, PAN scan).")
+
+
+@dg.schedule(job=marts_job, cron_schedule="5 * * * *", execution_timezone="UTC",
+             default_status=dg.DefaultScheduleStatus.RUNNING,
+             description="Hourly: today's partition (and yesterday's in the first hours of a "
+                         "day, for data that arrives late).")
+def marts_hourly(context: dg.ScheduleEvaluationContext):
+    now = context.scheduled_execution_time
+    days = [now.date()] + ([now.date() - timedelta(days=1)] if now.hour < 3 else [])
+    return [dg.RunRequest(run_key=f"{d}@{now:%Y-%m-%dT%H}", partition_key=d.isoformat())
+            for d in days]
+
+
+compliance_daily = dg.build_schedule_from_partitioned_job(
+    compliance_job, hour_of_day=2, minute_of_hour=30,
+    default_status=dg.DefaultScheduleStatus.RUNNING)

@@ -93,3 +93,13 @@ def tokenwatch_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     os.environ.update(dbt_env())  # dbt's profile reads the warehouse ingestion writes
     args = ["build", "--vars", json.dumps(dbt_vars)]
     yield from dbt.cli(args, context=context).stream().fetch_row_counts()
+
+
+def mart_relation(model: str) -> str:
+    """``schema.table`` of a dbt model in the warehouse, from the manifest (the schema depends
+    on the target's base schema; the database is the connection's own)."""
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    node = manifest["nodes"].get(f"model.tokenwatch.{model}")
+    if node is None:
+        raise KeyError(f"no dbt model named {model!r} in {dbt_project.manifest_path}")
+    return f"{node['schema']}.{node['alias']}"

@@ -81,3 +81,16 @@ def raw_lake_logs(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
 
 
 INGEST_ASSETS = [raw_token_state_transitions, raw_wallet_events, raw_lake_logs]
+
+#: Tables every loader writes to (not assets of one loader): declared for lineage.
+RAW_BOOKKEEPING = [
+    dg.AssetSpec(["raw", "quarantine"], group_name=GROUP,
+                 deps=[["raw", "wallet_events"], ["raw", "apigw_logs"], ["raw", "lambda_logs"]],
+                 description="Every record that could not be loaded, with where and why."),
+    dg.AssetSpec(["raw", "_ingest_state"], group_name=GROUP,
+                 deps=[["raw", "token_state_transitions"], ["raw", "wallet_events"]],
+                 description="Watermarks, checkpoints and the stream ledger."),
+    dg.AssetSpec(["raw", "_s3_manifest"], group_name=GROUP,
+                 deps=[["raw", "apigw_logs"], ["raw", "lambda_logs"]],
+                 description="Every S3 object seen, loaded once per key and etag."),
+]

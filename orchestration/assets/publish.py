@@ -1,0 +1,71 @@
+"""Publication: the KPIs of each day partition to Datadog, and dashboards/monitors as code.
+
+The publish asset depends directly on every gated asset (orchestration/gate.py), so a failing
+blocking check stops it: nothing of that partition reaches Datadog. Re-publishing a partition
+sends the same points (Datadog keeps the last value per series and timestamp).
+"""
+
+import json
+
+import dagster as dg
+
+from orchestration.gate import GATED_ASSETS, days_of
+from orchestration.kpis import KPI_MARTS, kpi_points
+from orchestration.partitions import DAILY
+from orchestration.resources import DatadogResource, WarehouseResource, env_name
+
+
+def _kpi_deps() -> list[dg.AssetKey]:
+    from orchestration.assets.dbt import TRANSLATOR, dbt_project
+
+    marts = {f"model.tokenwatch.{m}" for m in KPI_MARTS}
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    keys = [TRANSLATOR.get_asset_key(manifest["nodes"][uid]) for uid in sorted(marts)]
+    return sorted(set(keys) | set(GATED_ASSETS), key=lambda k: k.to_user_string())
+
+
+@dg.asset(key=["datadog", "kpis"], group_name="publication", partitions_def=DAILY,
+          backfill_policy=dg.BackfillPolicy.single_run(), deps=_kpi_deps(),
+          kinds={"datadog"},
+          description="The day's KPIs as Datadog series (tokenwatch.<area>.<kpi>), stamped "
+                      "with the partition's start and tagged env/wallet/network/decision.")
+def datadog_kpis(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                 datadog: DatadogResource) -> dg.MaterializeResult:
+    from orchestration.assets.dbt import mart_relation
+    from orchestration.publishing.events import publication_done
+    from orchestration.publishing.series import publish
+
+    days = days_of(context.partition_time_window)
+    options = datadog.options()
+    with warehouse.open() as wh:
+        points = [p for day in days
+                  for p in kpi_points(wh.query, mart_relation, day, env_name())]
+    result = publish(points, options)
+    partition = f"{days[0]}..{days[-1]}" if len(days) > 1 else str(days[0])
+    publication_done(partition, result, options, env=env_name())
+    context.log.info(f"published {result.points} KPI points for {partition}")
+    return dg.MaterializeResult(metadata={
+        "points": result.points, "batches": result.batches,
+        "metrics": dg.MetadataValue.json(sorted(set(result.metrics))),
+        "sent": dg.MetadataValue.json([{"metric": p.metric, "value": p.value,
+                                        "timestamp": p.timestamp, "tags": list(p.tags)}
+                                       for p in points[:200]]),
+        "intake_responses": dg.MetadataValue.json([str(r) for r in result.responses])})
+
+
+@dg.asset(key=["datadog", "dashboards_and_monitors"], group_name="publication",
+          kinds={"datadog"},
+          description="Dashboards and monitors from orchestration/publishing/, pushed: "
+                      "created when missing, updated when changed.")
+def datadog_as_code(context: dg.AssetExecutionContext,
+                    datadog: DatadogResource) -> dg.MaterializeResult:
+    from orchestration.publishing.as_code import push
+
+    pushed = push(datadog.options())
+    for item in pushed:
+        context.log.info(f"{item.kind} {item.title!r}: {item.action}")
+    return dg.MaterializeResult(metadata={"pushed": dg.MetadataValue.json(
+        [item._asdict() for item in pushed])})
+
+
+PUBLISH_ASSETS = [datadog_kpis, datadog_as_code]
