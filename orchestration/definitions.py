@@ -5,13 +5,7 @@
 Resources are picked as one set by ``TOKENWATCH_ENV`` (orchestration/resources.py).
 """
 
-import warnings
-
 import dagster as dg
-
-# partitioned asset checks and single-run backfills are used on purpose (see gate.py)
-warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from orchestration.assets.dbt import dbt_resource, tokenwatch_dbt
 from orchestration.assets.ingest import INGEST_ASSETS, RAW_BOOKKEEPING

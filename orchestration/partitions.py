@@ -7,8 +7,13 @@ of any range of days runs as one dbt invocation (``BackfillPolicy.single_run``).
 from __future__ import annotations
 
 import os
+import warnings
 
 import dagster as dg
+
+# partitioned asset checks (gate.py) and single-run backfills are used on purpose
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 START = os.environ.get("TOKENWATCH_PARTITIONS_START", "2026-01-01")
 DAILY = dg.DailyPartitionsDefinition(start_date=START, timezone="UTC", end_offset=1)
