@@ -35,10 +35,19 @@ dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR,
                          target=DBT_TARGETS[target_name()])
 
 
+def _env_stamp():
+    """The warehouse the manifest was parsed for: relation names in it depend on it (DuckDB
+    names its catalog after the file's stem)."""
+    return dbt_project.manifest_path.parent / "tokenwatch-env.json"
+
+
 def _manifest_is_stale() -> bool:
-    """No manifest yet, or a project file changed after it was written."""
+    """No manifest yet, a project file changed after it was written, or it was parsed for
+    another warehouse."""
     path = dbt_project.manifest_path
-    if not path.exists():
+    if not path.exists() or not _env_stamp().exists():
+        return True
+    if json.loads(_env_stamp().read_text()) != dbt_env():
         return True
     built = path.stat().st_mtime
     sources = [p for folder in ("models", "macros", "seeds", "snapshots", "tests")
@@ -55,6 +64,7 @@ def dbt_resource() -> DbtCliResource:
 if _manifest_is_stale():  # `dbt parse`, so a fresh checkout loads without a manual step
     os.environ.update(dbt_env())
     dbt_resource().cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
+    _env_stamp().write_text(json.dumps(dbt_env(), sort_keys=True))
 
 
 class TokenwatchTranslator(DagsterDbtTranslator):
@@ -92,7 +102,38 @@ def tokenwatch_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource):
                 "partition_end": window.end.date().isoformat()}
     os.environ.update(dbt_env())  # dbt's profile reads the warehouse ingestion writes
     args = ["build", "--vars", json.dumps(dbt_vars)]
-    yield from dbt.cli(args, context=context).stream().fetch_row_counts()
+    events = dbt.cli(args, context=context).stream()
+    if target_name() != "duckdb":
+        yield from events.fetch_row_counts()
+        return
+    # A DuckDB file has one writer process at a time: dagster-dbt's row counts would keep a
+    # read-only connection open in this process and lock out the next dbt run. Count with a
+    # connection of our own once dbt has exited, and close it.
+    yield from with_row_counts(context, list(events))
+
+
+def with_row_counts(context: dg.AssetExecutionContext, events: list) -> list:
+    from ingestion.warehouse import open_warehouse
+
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    relations = {TRANSLATOR.get_asset_key(node): f"{node['schema']}.{node['alias']}"
+                 for node in manifest["nodes"].values()
+                 if node["resource_type"] in ("model", "seed", "snapshot")}
+    wh = open_warehouse(create=False)
+    try:
+        counted = []
+        for event in events:
+            key = (context.asset_key_for_output(event.output_name)
+                   if isinstance(event, dg.Output) else getattr(event, "asset_key", None))
+            relation = relations.get(key)
+            if isinstance(event, dg.Output | dg.AssetMaterialization) and relation:
+                rows = wh.query(f"select count(*) from {relation}")[0][0]
+                event = event.with_metadata({**event.metadata,
+                                             "dagster/row_count": dg.MetadataValue.int(rows)})
+            counted.append(event)
+        return counted
+    finally:
+        wh.close()
 
 
 def mart_relation(model: str) -> str:
