@@ -22,6 +22,7 @@ from orchestration.schedules import (
     marts_hourly,
     marts_job,
     new_lake_objects,
+    republish_job,
 )
 
 
@@ -33,7 +34,7 @@ def resources() -> dict:
 defs = dg.Definitions(
     assets=[*INGEST_ASSETS, *RAW_BOOKKEEPING, tokenwatch_dbt, *PUBLISH_ASSETS],
     asset_checks=[*RAW_CHECKS, quality_gate],
-    jobs=[ingest_job, lake_job, marts_job, compliance_job],
+    jobs=[ingest_job, lake_job, marts_job, compliance_job, republish_job],
     schedules=[ingest_every_15_minutes, marts_hourly, compliance_daily],
     sensors=[new_lake_objects],
     resources=resources(),

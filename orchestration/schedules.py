@@ -7,7 +7,10 @@ from datetime import timedelta
 import dagster as dg
 
 from ingestion.contract import S3_PREFIXES
+from orchestration.gate import SPECS
 from orchestration.resources import SourcesResource
+
+GATE_CHECKS = [dg.AssetCheckKey(spec.asset_key, spec.name) for spec in SPECS]
 
 RAW = dg.AssetSelection.groups("raw")
 LAKE = dg.AssetSelection.assets(["raw", "apigw_logs"], ["raw", "lambda_logs"])
@@ -80,3 +83,12 @@ def marts_hourly(context: dg.ScheduleEvaluationContext):
 compliance_daily = dg.build_schedule_from_partitioned_job(
     compliance_job, hour_of_day=2, minute_of_hour=30,
     default_status=dg.DefaultScheduleStatus.RUNNING)
+
+
+#: Re-check and re-publish partitions without rebuilding the marts (after a correction, or to
+#: show the gate): the quality gate's checks and the publish asset.
+republish_job = dg.define_asset_job(
+    "republish",
+    selection=dg.AssetSelection.checks(*GATE_CHECKS) | dg.AssetSelection.assets(
+        ["datadog", "kpis"]),
+    description="Run the quality gate on existing marts and publish the partition's KPIs.")

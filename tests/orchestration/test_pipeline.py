@@ -8,6 +8,7 @@ from datetime import date, timedelta
 import dagster as dg
 import pytest
 
+from orchestration.kpis import day_timestamp
 from orchestration.local.intake import read_records
 from orchestration.resources import DatadogResource, SourcesResource, WarehouseResource
 
@@ -59,3 +60,165 @@ def test_full_materialisation_publishes_kpis(pipeline):
     metrics = {s["metric"] for r in series for s in r["body"]["series"]}
     assert {"tokenwatch.provisioning.success_rate", "tokenwatch.service.latency_p99_ms",
             "tokenwatch.tokens.active", "tokenwatch.audit.exceptions"} <= metrics
+
+
+def _republish(pipeline, day: date):
+    job = pipeline["defs"].resolve_job_def("republish")
+    return job.execute_in_process(resources=pipeline["resources"], partition_key=day.isoformat(),
+                                  instance=pipeline["instance"], raise_on_error=False)
+
+
+def _new_records(local_stack, before: int) -> list[dict]:
+    return read_records(local_stack.intake_records)[before:]
+
+
+def _series(records: list[dict]) -> list[dict]:
+    return [s for r in records if r["path"] == "/api/v1/series" for s in r["body"]["series"]]
+
+
+def test_published_values_equal_the_marts(pipeline, local_stack):
+    from ingestion.warehouse import open_warehouse
+    from orchestration.assets.dbt import mart_relation
+
+    day = pipeline["days"][1]
+    before = len(read_records(local_stack.intake_records))
+    assert _republish(pipeline, day).success
+    sent = {(s["metric"], tuple(sorted(s["tags"]))): s["points"][0]
+            for s in _series(_new_records(local_stack, before))}
+    wh = open_warehouse(create=False)
+    try:
+        rows = wh.query(f"select wallet_id, network, provision_success_rate, requests from "
+                        f"{mart_relation('wallet_provisioning_daily')} where request_date = %s",
+                        [day])
+        active = wh.query(f"select wallet_id, active_tokens from "
+                          f"{mart_relation('wallet_token_usage_daily')} where usage_date = %s",
+                          [day])
+    finally:
+        wh.close()
+    assert rows and active
+    stamp = day_timestamp(day)
+    for wallet, network, rate, requests in rows:
+        tags = tuple(sorted(["env:local", f"wallet:{wallet}", f"network:{network}"]))
+        assert sent[("tokenwatch.provisioning.requests", tags)] == [stamp, float(requests)]
+        assert sent[("tokenwatch.provisioning.success_rate", tags)] == [stamp, float(rate)]
+    for wallet, tokens in active:
+        tags = tuple(sorted(["env:local", f"wallet:{wallet}"]))
+        assert sent[("tokenwatch.tokens.active", tags)] == [stamp, float(tokens)]
+
+
+def test_republishing_a_partition_sends_the_same_points(pipeline, local_stack):
+    day = pipeline["days"][0]
+    payloads = []
+    for _ in range(2):
+        before = len(read_records(local_stack.intake_records))
+        assert _republish(pipeline, day).success
+        payloads.append(_series(_new_records(local_stack, before)))
+    assert payloads[0] and payloads[0] == payloads[1]
+
+
+def _corrupt_rate(relation):
+    return (f"update {relation('wallet_provisioning_daily')} set provision_success_rate = "
+            "provision_success_rate + 5 where request_date = %s",
+            f"update {relation('wallet_provisioning_daily')} set provision_success_rate = "
+            "provision_success_rate - 5 where request_date = %s")
+
+
+def _corrupt_latency(relation):
+    swap = (f"update {relation('wallet_service_daily')} set gateway_latency_p50_ms = "
+            "gateway_latency_p99_ms, gateway_latency_p99_ms = gateway_latency_p50_ms "
+            "where activity_date = %s and gateway_latency_p99_ms > gateway_latency_p50_ms")
+    undo = swap.replace("gateway_latency_p99_ms > gateway_latency_p50_ms",
+                        "gateway_latency_p50_ms > gateway_latency_p99_ms")
+    return swap, undo
+
+
+def _lose_a_transition(relation):
+    stash = "raw.test_stash"
+    return (f"create table {stash} as select * from raw.token_state_transitions "
+            "where transition_id = (select max(transition_id) from raw.token_state_transitions);"
+            f" delete from raw.token_state_transitions where transition_id in "
+            f"(select transition_id from {stash})",
+            f"insert into raw.token_state_transitions select * from {stash}; drop table {stash}")
+
+
+def _plant_a_pan(relation):
+    table = relation("audit_token_transitions")
+    return (f"update {table} set source_location = source_location || ' 4111111111111111' "
+            f"where transition_id = (select min(transition_id) from {table})",
+            f"update {table} set source_location = replace(source_location, "
+            "' 4111111111111111', '')")
+
+
+def _duplicate_a_row(relation):
+    table = relation("wallet_token_usage_daily")
+    return (f"insert into {table} select * from {table} where usage_date = %s limit 1",
+            f"delete from {table} where rowid in (select max(rowid) from {table} "
+            "where usage_date = %s group by wallet_id having count(*) > 1)")
+
+
+FAILURE_MODES = {
+    "rate outside [0, 1]": ("wallet/wallet_provisioning_daily", _corrupt_rate),
+    "latency percentiles out of order": ("wallet/wallet_service_daily", _corrupt_latency),
+    "duplicate (wallet, day)": ("wallet/wallet_token_usage_daily", _duplicate_a_row),
+    "transition lost after extraction": ("lifecycle/fct_token_state_transitions",
+                                         _lose_a_transition),
+    "card number in a mart": ("compliance/audit_exceptions", _plant_a_pan),
+}
+
+
+def _run_sql(statements: str, day: date) -> None:
+    from ingestion.warehouse import open_warehouse
+
+    wh = open_warehouse(create=False)
+    try:
+        for sql in statements.split("; "):
+            wh.execute(sql, [day] if "%s" in sql else None)
+    finally:
+        wh.close()
+
+
+@pytest.mark.parametrize("mode", sorted(FAILURE_MODES))
+def test_a_failing_check_withholds_the_partition(pipeline, local_stack, mode):
+    from orchestration.assets.dbt import mart_relation
+
+    asset, corrupt = FAILURE_MODES[mode]
+    day = pipeline["days"][1]
+    break_it, undo = corrupt(mart_relation)
+    _run_sql(break_it, day)
+    before = len(read_records(local_stack.intake_records))
+    try:
+        result = _republish(pipeline, day)
+    finally:
+        _run_sql(undo, day)
+    failed = [c for c in result.get_asset_check_evaluations() if not c.passed]
+    assert [c.asset_key.to_user_string() for c in failed] == [asset]
+    assert not result.get_asset_materialization_events()  # the publish asset did not run
+    records = _new_records(local_stack, before)
+    assert not _series(records)  # no KPI point of that partition reached Datadog
+    events = [r["body"] for r in records if r["path"] == "/api/v1/events"]
+    assert len(events) == 1 and "publication:withheld" in events[0]["tags"]
+    assert asset in events[0]["text"]
+
+
+def test_the_gate_passes_again_once_the_data_is_right(pipeline):
+    """After every failure mode was undone, the same partition publishes again."""
+    result = _republish(pipeline, pipeline["days"][1])
+    assert result.success
+    assert all(c.passed for c in result.get_asset_check_evaluations())
+
+
+def test_dashboards_and_monitors_asset_creates_then_updates_nothing(pipeline, local_stack):
+    from orchestration.assets.publish import datadog_as_code
+
+    actions = []
+    for _ in range(2):
+        result = dg.materialize([datadog_as_code], resources=pipeline["resources"],
+                                instance=pipeline["instance"])
+        pushed = result.get_asset_materialization_events()[0].materialization.metadata["pushed"]
+        actions.append(sorted({item["action"] for item in pushed.value}))
+    assert actions[0] == ["created"] or actions[0] == ["unchanged"]  # first push in this stack
+    assert actions[1] == ["unchanged"]  # pushing twice creates no duplicates
+    listed = [r for r in read_records(local_stack.intake_records)
+              if r["path"] in ("/api/v1/dashboard", "/api/v1/monitor") and r["method"] == "POST"]
+    titles = [r["body"].get("title") or r["body"].get("name") for r in listed]
+    assert len(titles) == len(set(titles)) == 8
