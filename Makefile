@@ -5,7 +5,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo lint bench lock clean
+.PHONY: install test demo dagster docs lint bench lock clean
+# Dagster's instance (dagster.yaml) lives at the repository root; its storage under .tokenwatch/
+demo dagster: export DAGSTER_HOME := $(CURDIR)
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +21,15 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/tokenwatch demo
+
+# The Dagster UI on the same instance the demo ran on (the local stack must be up).
+dagster: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster dev -m orchestration.definitions
+
+# dbt's documentation site: lineage, every model and column described.
+docs: $(STAMP)
+	cd dbt_project && ../$(BIN)/dbt docs generate --profiles-dir . && \
+		../$(BIN)/dbt docs serve --profiles-dir . --port 8081
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,65 +1,110 @@
 from __future__ import annotations
 
-import secrets
-import uuid
-from datetime import UTC, datetime, timedelta
+import time
 
-import httpx
+import typer
 from rich.console import Console
 from rich.table import Table
 
-out = Console()
-
-# One short journey per wallet: (to_state, actor, extra attributes)
-_JOURNEY = [
-    ("ProvisionInitiated", "wallet", {}),
-    ("ProvisionPending", "token_service", {"decision": "yellow", "idv_method": "otp_sms"}),
-    ("ProvisionSuccess", "issuer", {}),
-    ("WalletActive", "wallet", {}),
-    ("TokenActive", "token_service", {}),
-    ("TokenSuspended", "cardholder", {"reason_code": "device_lost"}),
-    ("TokenActive", "cardholder", {"reason_code": "device_found"}),
-]
+out = Console(width=110) if not Console().is_terminal else Console()
 
 
-def demo() -> None:
-    """Start the state service, record a handful of transitions through its API, print them."""
-    from state_service.app import create_app
-    from state_service.server import ServiceThread, dsn_from_env
+def demo(tokens: int = typer.Option(3000, min=50, help="Tokens to simulate."),
+         days: int = typer.Option(7, min=2, max=31, help="Days of traffic, ending yesterday."),
+         seed: int = typer.Option(42, help="Simulator seed.")) -> None:
+    """End to end: local stack, a simulated week with faults, the whole Dagster pipeline, a
+    summary, then the quality gate withholding a corrupted partition."""
+    import logging
+    from datetime import UTC, datetime
 
-    key = secrets.token_urlsafe(24)
-    dsn = dsn_from_env()
-    run = uuid.uuid4().hex[:8]
-    t0 = datetime.now(UTC) - timedelta(minutes=10)
-    with ServiceThread(create_app(dsn, api_keys=[key])) as svc, httpx.Client(
-        base_url=svc.url, headers={"Authorization": f"Bearer {key}"}, timeout=10
-    ) as client:
-        out.print(f"state service listening on {svc.url} (OpenAPI at {svc.url}/docs)")
-        refs = []
-        for i, (wallet, network) in enumerate([("apple_pay", "visa"), ("google_pay", "mastercard"),
-                                               ("samsung_pay", "visa")]):
-            ref = f"demo-{run}-{wallet}"
-            refs.append(ref)
-            client.post("/v1/tokens", json={
-                "token_ref": ref, "wallet_id": wallet, "network": network, "token_type": "hce",
-                "card_ref": f"cardref-{run}-{i}", "event_id": f"{ref}-0",
-                "occurred_at": t0.isoformat()}).raise_for_status()
-            for step, (to_state, actor, extra) in enumerate(_JOURNEY, start=1):
-                client.post(f"/v1/tokens/{ref}/transitions", json={
-                    "to_state": to_state, "actor": actor, "event_id": f"{ref}-{step}",
-                    "occurred_at": (t0 + timedelta(seconds=step * 7)).isoformat(), **extra,
-                }).raise_for_status()
-        refused = client.post(f"/v1/tokens/{refs[0]}/transitions", json={
-            "to_state": "ProvisionPending", "actor": "system", "event_id": f"{refs[0]}-bad",
-            "occurred_at": t0.isoformat(), "decision": "green"})
-        table = Table(title="Recorded transitions")
-        for col in ("token", "v", "from", "to", "actor", "reason / decision", "recorded_at"):
-            table.add_column(col)
-        for ref in refs:
-            for h in client.get(f"/v1/tokens/{ref}").json()["history"]:
-                table.add_row(ref, str(h["version"]), h["from_state"] or "-", h["to_state"],
-                              h["actor"], h["reason_code"] or h["decision"] or "",
-                              h["recorded_at"][11:23])
-        out.print(table)
-        out.print(f"an illegal move (TokenActive -> ProvisionPending) was refused: "
-                  f"{refused.status_code} {refused.json()}")
+    from ingestion.warehouse import duckdb_path, open_warehouse
+    from orchestration import demo as steps
+    from orchestration import demo_report as report
+    from orchestration.commands.simulate import simulate_into_stack
+    from orchestration.local import stack as local_stack
+    from orchestration.local.intake import read_records
+    from orchestration.local.simulator.faults import Faults
+    from orchestration.local.simulator.run import Settings
+
+    logging.getLogger("dagster").setLevel(logging.WARNING)
+    started = time.perf_counter()
+    say = lambda msg: out.print(f"[bold cyan]==>[/] {msg}")  # noqa: E731
+    say("starting the local stack (moto S3 + Kinesis, Datadog intake, PostgreSQL)")
+    stack = local_stack.up(progress=lambda m: out.print(f"    {m}"))
+    day_list = steps.week(days)
+    first = day_list[0]
+    say(f"simulating {tokens} tokens over {days} days from {first}, faults on")
+    summary = simulate_into_stack(Settings(
+        tokens=tokens, days=days, seed=seed, faults=Faults(),
+        start=datetime(first.year, first.month, first.day, tzinfo=UTC)))
+    inst = steps.instance()
+    outcome = steps.run_pipeline(day_list, inst, say)
+    wh = open_warehouse(create=False)
+    try:
+        from orchestration.assets.dbt import mart_relation
+
+        _print_wallets(report.wallet_summary(wh, mart_relation, day_list[-1]))
+        findings = report.audit_findings(wh, mart_relation)
+    finally:
+        wh.close()
+    out.print(f"checks passed: [green]{outcome.checks_passed}[/], failed: "
+              f"{len(outcome.checks_failed)}" + "".join(f"\n  {c}" for c in
+                                                        outcome.checks_failed))
+    out.print(f"KPI points published to the Datadog intake: {outcome.kpi_points} "
+              f"(recorded in {stack.intake_records})")
+    out.print("audit exceptions found: " + (", ".join(f"{t} {n}" for t, n in findings)
+                                            or "none"))
+    out.print(f"simulated: {summary['transitions']['total']} transitions, "
+              f"{summary['kinesis']['events_unique']} wallet events, "
+              f"{summary['quarantine_expected']['total']} bad lines (quarantined)")
+    _gate(steps, report, day_list[-1], inst, stack, read_records, say)
+    out.print("\n[bold]Where to look next[/]")
+    out.print(f"  warehouse (DuckDB):  {duckdb_path()}   e.g. duckdb {duckdb_path()}")
+    out.print("  Dagster UI:          make dagster   (the runs above are in it)")
+    out.print("  dbt docs:            make docs      (lineage, every column described)")
+    out.print(f"\ndemo finished in {time.perf_counter() - started:.0f} s")
+    if not outcome.success:
+        raise typer.Exit(1)
+
+
+def _gate(steps, report, day, inst, stack, read_records, say) -> None:
+    from ingestion.warehouse import open_warehouse
+    from orchestration.assets.dbt import mart_relation
+
+    say(f"the quality gate: corrupting wallet_provisioning_daily for {day} on purpose")
+    wh = open_warehouse(create=False)
+    saved = report.corrupt_success_rate(wh, mart_relation, day)
+    wh.close()
+    before = len(read_records(stack.intake_records))
+    result = steps.republish(day, inst)
+    records = read_records(stack.intake_records)[before:]
+    sent = sum(1 for r in records if r["path"].endswith("/series"))
+    for event in report.withheld_events(records):
+        out.print(f"[bold red]publication withheld[/] for {day}: {event['title']}")
+        text = "\n".join(line for line in event["text"].splitlines() if line.strip("%"))
+        out.print("    " + text.replace("\n", "\n    ")[:1200])
+    out.print(f"    KPI series sent for {day} after corruption: {sent}; "
+              f"run {'succeeded' if result.success else 'stopped at the gate'}")
+    wh = open_warehouse(create=False)
+    report.restore_success_rate(wh, mart_relation, day, saved)
+    wh.close()
+    again = steps.republish(day, inst)
+    say(f"restored the partition and re-ran its checks: "
+        f"{'published again' if again.success else 'still withheld'}")
+
+
+def _print_wallets(rows: list[dict]) -> None:
+    table = Table(title="Per wallet over the simulated period")
+    for col in ("wallet", "requests", "provision success", "yellow completion", "API errors",
+                "p99 latency (worst day)", "active tokens (last day)"):
+        table.add_column(col, justify="left" if col == "wallet" else "right")
+
+    def pct(v):
+        return "-" if v is None else f"{float(v):.1%}"
+
+    for r in rows:
+        table.add_row(r["wallet"], f"{r['requests']:,}", pct(r["success_rate"]),
+                      pct(r["yellow_completion"]), pct(r["error_rate"]),
+                      "-" if r["p99_ms"] is None else f"{float(r['p99_ms']):,.0f} ms",
+                      "-" if r["active_tokens"] is None else f"{r['active_tokens']:,}")
+    out.print(table)

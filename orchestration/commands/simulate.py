@@ -31,9 +31,7 @@ def simulate(
 ) -> None:
     """Generate realistic, deterministic traffic into the local stack (service, Kinesis, S3)."""
     from orchestration.local.simulator.faults import Faults
-    from orchestration.local.simulator.run import Settings, Target
-    from orchestration.local.simulator.run import simulate as run_simulation
-    from orchestration.local.stack import Stack
+    from orchestration.local.simulator.run import Settings
     from state_service import config
 
     first = (date.fromisoformat(start) if start
@@ -41,6 +39,20 @@ def simulate(
     settings = Settings(tokens=tokens, days=days, seed=seed,
                         start=datetime(first.year, first.month, first.day, tzinfo=UTC),
                         faults=Faults.parse(fault, Faults() if faults else Faults.none()))
+    result = simulate_into_stack(settings, service_url, api_key)
+    path = summary or config.home() / "simulation-summary.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    _print_summary(result)
+    out.print(f"summary written to {path}")
+
+
+def simulate_into_stack(settings, service_url: str = "", api_key: str = "") -> dict:
+    """Run a simulation into the running local stack (starting a state service in this process
+    unless ``service_url`` names one), with a progress display; return the summary."""
+    from orchestration.local.simulator.run import Target
+    from orchestration.local.simulator.run import simulate as run_simulation
+    from orchestration.local.stack import Stack
+
     stack = Stack.load()
     with ExitStack() as stack_ctx:
         if not service_url:
@@ -53,7 +65,8 @@ def simulate(
             service_url = svc.url
         target = Target(service_url, api_key, stack.kinesis_client(), stack.stream,
                         stack.s3_client(), stack.bucket)
-        out.print(f"simulating {tokens} tokens over {days} days from {first} (seed {seed}) "
+        out.print(f"simulating {settings.tokens} tokens over {settings.days} days from "
+                  f"{settings.start.date()} (seed {settings.seed}) "
                   f"into {service_url}, stream {stack.stream}, bucket {stack.bucket}")
         with Progress(TextColumn("{task.description:>14}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=out) as bar:
@@ -65,10 +78,7 @@ def simulate(
                 bar.update(tasks[phase], completed=done, total=total)
 
             result = run_simulation(settings, target, progress)
-    path = summary or config.home() / "simulation-summary.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    _print_summary(result)
-    out.print(f"summary written to {path}")
+    return result
 
 
 def _print_summary(s: dict) -> None:
