@@ -11,7 +11,6 @@ re-run leaves exactly the source's rows.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,25 +39,28 @@ class TransitionsResult:
 
 
 def _select(columns: list[str]) -> str:
-    cols = ", ".join(f"{c}::text" if c == "xact_id" else c for c in columns)
-    return (f"select {cols} from token_state_transitions"
-            " where xact_id >= %s::text::xid8 and xact_id < %s::text::xid8"
-            " order by xact_id, transition_id")
+    # Order by the table's xid8 column (t.xact_id), never by the text output column of the
+    # same name: text sorts '1000' before '999', and a chunk's watermark (the numeric max of
+    # its xact ids) would then pass rows still to come. The xact_id index serves this order.
+    cols = ", ".join(f"t.{c}::text as {c}" if c == "xact_id" else f"t.{c}" for c in columns)
+    return (f"select {cols} from token_state_transitions t"
+            " where t.xact_id >= %s::text::xid8 and t.xact_id < %s::text::xid8"
+            " order by t.xact_id")
 
 
 def _to_arrow(csv_bytes: bytes, loaded_at: datetime, location_prefix: str) -> pa.Table:
     types = {c.name: ARROW_TYPES[c.type] for c in TRANSITIONS.columns}
     table = pacsv.read_csv(
-        io.BytesIO(csv_bytes),
+        pa.py_buffer(csv_bytes),  # not a Python file object: keeps the reader parallel
         read_options=pacsv.ReadOptions(column_names=SOURCE_COLUMNS),
         convert_options=pacsv.ConvertOptions(
             column_types={c: types[c] for c in SOURCE_COLUMNS}, strings_can_be_null=True,
             quoted_strings_can_be_null=False))
     n = table.num_rows
     location = pc.binary_join_element_wise(
-        pa.array([location_prefix] * n), pc.cast(table["transition_id"], pa.string()), "")
-    return (table.append_column("_loaded_at", pa.array([loaded_at] * n,
-                                                       type=ARROW_TYPES["timestamp"]))
+        pa.scalar(location_prefix), pc.cast(table["transition_id"], pa.string()), "")
+    loaded = pa.repeat(pa.scalar(loaded_at, type=ARROW_TYPES["timestamp"]), n)
+    return (table.append_column("_loaded_at", loaded)
             .append_column("_source_location", location))
 
 
@@ -84,11 +86,10 @@ def load_transitions(source_dsn: str, wh: Warehouse,
         copy_sql = f"copy ({query}) to stdout (format csv)"
         buf, chunks = bytearray(), 0
         with src.cursor().copy(copy_sql, [str(low), str(xmin)]) as copy:
-            for block in copy:
+            for block in copy:  # PostgreSQL sends one row per CopyData message
                 buf += block
-                if len(buf) >= chunk_bytes:
-                    cut = buf.rfind(b"\n") + 1  # whole lines only
-                    head, buf = bytes(buf[:cut]), buf[cut:]
+                if len(buf) >= chunk_bytes and buf[-1] == 10:  # ends a line: whole rows only
+                    head, buf = bytes(buf), bytearray()
                     chunks += 1
                     _write(wh, head, None, result, chunks, inside_chunk)
                     progress(result.rows_read)
