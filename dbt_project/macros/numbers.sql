@@ -1,0 +1,106 @@
+{#- Percentile with linear interpolation (identical on every target). -#}
+{% macro percentile(expr, fraction) -%}
+  {{ return(adapter.dispatch('percentile', 'tokenwatch')(expr, fraction)) }}
+{%- endmacro %}
+
+{% macro default__percentile(expr, fraction) -%}
+  percentile_cont({{ fraction }}) within group (order by {{ expr }})
+{%- endmacro %}
+
+{% macro duckdb__percentile(expr, fraction) -%}
+  quantile_cont({{ expr }}, {{ fraction }})
+{%- endmacro %}
+
+
+{#- Round a floating-point value to `digits` decimals (half up), as a float. The same
+    IEEE arithmetic on every target, so DuckDB and PostgreSQL agree to the last digit
+    (PostgreSQL's round() takes numeric only, and rounds a decimal conversion). -#}
+{% macro round_to(expr, digits) -%}
+  (floor(({{ expr }}) * {{ 10 ** digits }} + 0.5) / {{ 10 ** digits }})
+{%- endmacro %}
+
+
+{#- numerator / denominator as a float rounded to 6 decimals; null when the denominator is 0. -#}
+{% macro safe_ratio(numerator, denominator) -%}
+  {{ round_to('cast(' ~ numerator ~ ' as ' ~ type_double() ~ ') / nullif(' ~ denominator ~ ', 0)', 6) }}
+{%- endmacro %}
+
+
+{#- Rows n = 0 .. count-1 from cross joins of digits: no generate_series, works everywhere. -#}
+{% macro integer_series(count) -%}
+  {%- set digits = (count - 1) | string | length -%}
+  select
+    {% for i in range(digits) -%}
+      d{{ i }}.n * {{ 10 ** i }}{{ ' + ' if not loop.last }}
+    {%- endfor %} as n
+  from
+    {% for i in range(digits) -%}
+      (select 0 as n union all select 1 union all select 2 union all select 3 union all
+       select 4 union all select 5 union all select 6 union all select 7 union all
+       select 8 union all select 9) as d{{ i }}{{ ',' if not loop.last }}
+    {% endfor %}
+  where
+    {% for i in range(digits) -%}
+      d{{ i }}.n * {{ 10 ** i }}{{ ' + ' if not loop.last }}
+    {%- endfor %} < {{ count }}
+{%- endmacro %}
+
+
+{#- A readable composite key: the parts cast to text and joined with '|'. -#}
+{% macro composite_key(columns) -%}
+  {%- set parts = [] -%}
+  {%- for column in columns -%}
+    {%- do parts.append("coalesce(cast(" ~ column ~ " as " ~ dbt.type_string() ~ "), '')") -%}
+    {%- if not loop.last %}{% do parts.append("'|'") %}{% endif -%}
+  {%- endfor -%}
+  {{ dbt.concat(parts) }}
+{%- endmacro %}
+
+
+{#- Integer count of rows where `condition` holds. -#}
+{% macro count_if(condition) -%}
+  cast(sum(case when {{ condition }} then 1 else 0 end) as bigint)
+{%- endmacro %}
+
+
+{#- The columns as text joined with '|' (nulls as empty), for one regex test per row. -#}
+{% macro text_columns_joined(columns) -%}
+  {%- set parts = [] -%}
+  {%- for column in columns -%}
+    {%- do parts.append("coalesce(cast(" ~ column ~ " as " ~ dbt.type_string() ~ "), '')") -%}
+    {%- if not loop.last %}{% do parts.append("'|'") %}{% endif -%}
+  {%- endfor -%}
+  {{ dbt.concat(parts) }}
+{%- endmacro %}
+
+
+{#- Incremental runs read rows loaded since the newest row already in the target, minus
+    var('lookback_hours') for late or concurrently committed loads. -#}
+{% macro loaded_since_last_run(column='loaded_at', target_column='loaded_at') -%}
+  {%- if is_incremental() -%}
+    {{ column }} > (
+        select {{ dbt.dateadd('hour', -1 * var('lookback_hours'), 'max(' ~ target_column ~ ')') }}
+        from {{ this }}
+    )
+  {%- else -%}
+    1 = 1
+  {%- endif -%}
+{%- endmacro %}
+
+
+{#- An 8-byte floating-point type (dbt.type_float() is a 4-byte FLOAT on DuckDB). -#}
+{% macro type_double() -%}
+  {{ return(adapter.dispatch('type_double', 'tokenwatch')()) }}
+{%- endmacro %}
+
+{% macro default__type_double() -%}
+  double precision
+{%- endmacro %}
+
+{% macro duckdb__type_double() -%}
+  double
+{%- endmacro %}
+
+{% macro snowflake__type_double() -%}
+  float
+{%- endmacro %}

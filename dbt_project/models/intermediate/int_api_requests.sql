@@ -1,0 +1,52 @@
+{#- One row per API Gateway request, with the Lambda invocation that served it. -#}
+with
+
+gateway as (
+
+    select * from {{ ref('stg_data_lake__apigw_logs') }}
+
+),
+
+lambdas as (
+
+    select * from {{ ref('stg_data_lake__lambda_logs') }}
+
+),
+
+joined as (
+
+    select
+        gateway.request_id,
+        gateway.requested_at,
+        cast(gateway.requested_at as date) as request_date,
+        gateway.wallet_id,
+        gateway.route,
+        {{ dbt.split_part('gateway.route', "' '", 1) }} as http_method,
+        {{ dbt.split_part('gateway.route', "' '", 2) }} as route_path,
+        gateway.http_status,
+        case
+            when gateway.http_status >= 500 then '5xx'
+            when gateway.http_status >= 400 then '4xx'
+            when gateway.http_status >= 300 then '3xx'
+            else '2xx'
+        end as status_class,
+        gateway.http_status between 400 and 499 as is_client_error,
+        gateway.http_status >= 500 as is_server_error,
+        gateway.latency_ms,
+        gateway.integration_latency_ms,
+        lambdas.request_id is not null as has_lambda_record,
+        lambdas.function_name as lambda_function_name,
+        lambdas.duration_ms as lambda_duration_ms,
+        lambdas.billed_duration_ms as lambda_billed_duration_ms,
+        lambdas.memory_size_mb as lambda_memory_size_mb,
+        lambdas.max_memory_used_mb as lambda_max_memory_used_mb,
+        lambdas.error_message as lambda_error_message,
+        gateway.source_location
+
+    from gateway
+    left join lambdas
+        on gateway.request_id = lambdas.request_id
+
+)
+
+select * from joined

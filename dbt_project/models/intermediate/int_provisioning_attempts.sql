@@ -1,0 +1,136 @@
+{#- One row per provisioning request: a token's TokenRequested transition, its provisioning
+    milestones from the transition log, and the wallet's API calls and ID&V from wallet events
+    (a request the wallet retried after 4xx/5xx errors is still one request). -#}
+with
+
+transitions as (
+
+    select * from {{ ref('stg_state_service__token_state_transitions') }}
+
+),
+
+wallet_events as (
+
+    select * from {{ ref('stg_wallet_stream__wallet_events') }}
+
+),
+
+requests as (
+
+    select
+        token_ref,
+        wallet_id,
+        network,
+        token_type,
+        occurred_at as requested_at,
+        actor as requested_by
+
+    from transitions
+    where to_state = 'TokenRequested'
+
+),
+
+milestones as (
+
+    select
+        token_ref,
+        min(case when to_state = 'ProvisionInitiated' then occurred_at end) as initiated_at,
+        min(case when to_state = 'ProvisionPending' then occurred_at end) as decided_at,
+        max(case when to_state = 'ProvisionPending' then decision end) as decision,
+        max(case when to_state = 'ProvisionPending' then idv_method end) as idv_method,
+        min(case when to_state = 'ProvisionSuccess' then occurred_at end) as provision_succeeded_at,
+        min(case when to_state = 'ProvisionFailed' then occurred_at end) as provision_failed_at,
+        max(case when to_state = 'ProvisionFailed' then reason_code end) as failure_reason_code,
+        max(case when to_state = 'ProvisionFailed' then actor end) as failed_by,
+        min(case when to_state = 'WalletActive' then occurred_at end) as wallet_active_at,
+        min(case when to_state = 'TokenActive' then occurred_at end) as first_token_active_at
+
+    from transitions
+    group by token_ref
+
+),
+
+api_calls as (
+
+    select
+        token_ref,
+        {{ count_if("event_type = 'provision_request'") }} as provision_api_calls,
+        {{ count_if("event_type = 'provision_response' and http_status >= 400") }} as failed_api_calls,
+        {{ count_if("event_type = 'provision_response' and http_status between 400 and 499") }} as client_error_api_calls,
+        {{ count_if("event_type = 'provision_response' and http_status >= 500") }} as server_error_api_calls,
+        max(case when event_type = 'provision_response' and http_status = 200 then latency_ms end) as accepted_call_latency_ms,
+        max(case when event_type = 'provision_response' and http_status = 200 then request_id end) as accepted_request_id,
+        min(case when event_type = 'idv_challenge' then event_time end) as idv_challenged_at,
+        max(case when event_type = 'idv_result' then event_time end) as idv_completed_at,
+        max(case when event_type = 'idv_result' then idv_outcome end) as idv_outcome
+
+    from wallet_events
+    where event_type in ('provision_request', 'provision_response', 'idv_challenge', 'idv_result')
+    group by token_ref
+
+),
+
+joined as (
+
+    select
+        requests.token_ref,
+        requests.wallet_id,
+        requests.network,
+        requests.token_type,
+        requests.requested_at,
+        cast(requests.requested_at as date) as request_date,
+        requests.requested_by,
+        milestones.initiated_at,
+        milestones.decided_at,
+        milestones.decision,
+        milestones.idv_method,
+        milestones.provision_succeeded_at,
+        milestones.provision_failed_at,
+        milestones.failure_reason_code,
+        milestones.failed_by,
+        milestones.wallet_active_at,
+        milestones.first_token_active_at,
+        coalesce(api_calls.provision_api_calls, 0) as provision_api_calls,
+        coalesce(api_calls.failed_api_calls, 0) as failed_api_calls,
+        coalesce(api_calls.client_error_api_calls, 0) as client_error_api_calls,
+        coalesce(api_calls.server_error_api_calls, 0) as server_error_api_calls,
+        api_calls.accepted_request_id,
+        api_calls.accepted_call_latency_ms,
+        api_calls.idv_challenged_at,
+        api_calls.idv_completed_at,
+        api_calls.idv_outcome
+
+    from requests
+    left join milestones
+        on requests.token_ref = milestones.token_ref
+    left join api_calls
+        on requests.token_ref = api_calls.token_ref
+
+),
+
+final as (
+
+    select
+        *,
+        case
+            when wallet_active_at is not null then 'activated'
+            when provision_failed_at is not null then 'failed'
+            when provision_succeeded_at is not null then 'approved'
+            when decided_at is not null then 'pending_decision_outcome'
+            else 'in_progress'
+        end as provisioning_outcome,
+        {{ round_to(seconds_between('requested_at', 'wallet_active_at'), 3) }} as seconds_to_activate,
+        coalesce(
+            wallet_active_at is not null
+            and {{ seconds_between('requested_at', 'wallet_active_at') }}
+                <= {{ var('provision_success_window_days') }} * 86400,
+            false
+        ) as is_provision_success,
+        coalesce(decision = 'yellow', false) as is_yellow_path,
+        coalesce(decision = 'yellow' and provision_succeeded_at is not null, false) as is_yellow_path_completed
+
+    from joined
+
+)
+
+select * from final

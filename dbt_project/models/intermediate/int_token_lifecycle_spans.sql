@@ -1,0 +1,64 @@
+{#- One row per token and state visit: entered with a transition, left with the next one. -#}
+with
+
+transitions as (
+
+    select * from {{ ref('stg_state_service__token_state_transitions') }}
+
+),
+
+spans as (
+
+    select
+        {{ composite_key(['token_ref', 'token_version']) }} as span_id,
+        token_ref,
+        wallet_id,
+        network,
+        token_type,
+        token_version,
+        to_state as state,
+        actor as entered_by,
+        reason_code as entered_reason_code,
+        occurred_at as entered_at,
+        lead(occurred_at) over (
+            partition by token_ref order by token_version
+        ) as exited_at,
+        lead(to_state) over (
+            partition by token_ref order by token_version
+        ) as next_state,
+        lead(actor) over (
+            partition by token_ref order by token_version
+        ) as exited_by,
+        row_number() over (
+            partition by token_ref, to_state order by token_version
+        ) as state_visit_number
+
+    from transitions
+
+),
+
+final as (
+
+    select
+        span_id,
+        token_ref,
+        wallet_id,
+        network,
+        token_type,
+        token_version,
+        state,
+        state_visit_number,
+        entered_at,
+        entered_by,
+        entered_reason_code,
+        exited_at,
+        exited_by,
+        next_state,
+        {{ round_to(seconds_between('entered_at', 'exited_at'), 3) }} as duration_seconds,
+        exited_at is null as is_current
+
+    from spans
+
+)
+
+select * from final

@@ -1,0 +1,290 @@
+{#- One row per audit finding, with its type (seed audit_exception_types) and the evidence in
+    words. Types: illegal_transition, event_time_after_recorded_at, token_active_past_expiry,
+    resumed_by_different_actor, missing_token_requested, pan_like_value, hash_chain_break. -#}
+{%- set skew = var('max_clock_skew_seconds') -%}
+with
+
+audited as (
+
+    select * from {{ ref('audit_token_transitions') }}
+
+),
+
+wallet_events as (
+
+    select * from {{ ref('stg_wallet_stream__wallet_events') }}
+
+),
+
+pan_like_values as (
+
+    select * from {{ ref('int_pan_like_values') }}
+
+),
+
+exception_types as (
+
+    select * from {{ ref('audit_exception_types') }}
+
+),
+
+illegal_transitions as (
+
+    select
+        'illegal_transition' as exception_type,
+        token_ref,
+        wallet_id,
+        occurred_at as observed_at,
+        'token_state_transitions' as source_table,
+        source_location,
+        cast(null as {{ dbt.type_string() }}) as column_name,
+        case
+            when not is_legal_transition then {{ dbt.concat([
+                "'transition '", "coalesce(from_state, '(creation)')", "' -> '", 'to_state',
+                "' is not in the lifecycle (version '",
+                'cast(token_version as ' ~ dbt.type_string() ~ ')', "')'"]) }}
+            else {{ dbt.concat([
+                "'from_state '", "coalesce(from_state, '(none)')",
+                "' but the previous row left the token in '", "coalesce(previous_to_state, '(none)')",
+                "' (version '", 'cast(token_version as ' ~ dbt.type_string() ~ ')', "')'"]) }}
+        end as evidence
+
+    from audited
+    where not is_legal_transition or not follows_previous_state
+
+),
+
+late_recording as (
+
+    select
+        'event_time_after_recorded_at' as exception_type,
+        token_ref,
+        wallet_id,
+        occurred_at as observed_at,
+        'token_state_transitions' as source_table,
+        source_location,
+        cast(null as {{ dbt.type_string() }}) as column_name,
+        {{ dbt.concat([
+            "'occurred_at is '",
+            whole_seconds_text('recorded_at', 'occurred_at'),
+            "' s after recorded_at (allowed skew " ~ skew ~ " s)'"]) }} as evidence
+
+    from audited
+    where {{ seconds_between('recorded_at', 'occurred_at') }} > {{ skew }}
+
+),
+
+late_arrival as (
+
+    select
+        'event_time_after_recorded_at' as exception_type,
+        token_ref,
+        wallet_id,
+        event_time as observed_at,
+        'wallet_events' as source_table,
+        source_location,
+        cast(null as {{ dbt.type_string() }}) as column_name,
+        {{ dbt.concat([
+            "'event_time is '",
+            whole_seconds_text('arrived_at', 'event_time'),
+            "' s after the Kinesis arrival (allowed skew " ~ skew ~ " s)'"]) }} as evidence
+
+    from wallet_events
+    where {{ seconds_between('arrived_at', 'event_time') }} > {{ skew }}
+
+),
+
+expiries as (
+
+    select
+        token_ref,
+        min(occurred_at) as expired_at
+
+    from audited
+    where to_state = 'TokenExpired'
+    group by token_ref
+
+),
+
+used_after_expiry as (
+
+    select
+        'token_active_past_expiry' as exception_type,
+        wallet_events.token_ref,
+        wallet_events.wallet_id,
+        wallet_events.event_time as observed_at,
+        'wallet_events' as source_table,
+        wallet_events.source_location,
+        cast(null as {{ dbt.type_string() }}) as column_name,
+        {{ dbt.concat([
+            "'authorisation (event '", 'wallet_events.event_id', "') '",
+            whole_seconds_text('expiries.expired_at', 'wallet_events.event_time'),
+            "' s after the token expired'"]) }} as evidence
+
+    from wallet_events
+    inner join expiries
+        on wallet_events.token_ref = expiries.token_ref
+    where wallet_events.event_type = 'token_used'
+        and wallet_events.event_time > expiries.expired_at
+
+),
+
+resumes as (
+
+    select
+        'resumed_by_different_actor' as exception_type,
+        resumed.token_ref,
+        resumed.wallet_id,
+        resumed.occurred_at as observed_at,
+        'token_state_transitions' as source_table,
+        resumed.source_location,
+        cast(null as {{ dbt.type_string() }}) as column_name,
+        {{ dbt.concat([
+            "'suspended by '", 'suspended.actor',
+            "' ('", "coalesce(suspended.reason_code, 'no reason')", "'), resumed by '",
+            'resumed.actor', "' ('", "coalesce(resumed.reason_code, 'no reason')", "')'"]) }} as evidence
+
+    from audited as resumed
+    inner join audited as suspended
+        on resumed.token_ref = suspended.token_ref
+        and suspended.token_version = resumed.token_version - 1
+    where resumed.from_state = 'TokenSuspended'
+        and resumed.to_state = 'TokenActive'
+        and suspended.to_state = 'TokenSuspended'
+        and resumed.actor <> suspended.actor
+
+),
+
+tokens_seen as (
+
+    select token_ref, wallet_id, occurred_at as seen_at, 'token_state_transitions' as seen_in, source_location
+    from audited
+    union all
+    select token_ref, wallet_id, event_time as seen_at, 'wallet_events' as seen_in, source_location
+    from wallet_events
+
+),
+
+requested_tokens as (
+
+    select distinct token_ref from audited
+    where to_state = 'TokenRequested'
+
+),
+
+unrequested as (
+
+    select
+        tokens_seen.token_ref,
+        max(tokens_seen.wallet_id) as wallet_id,
+        min(tokens_seen.seen_at) as first_seen_at,
+        min(tokens_seen.source_location) as source_location,
+        {{ count_if("tokens_seen.seen_in = 'token_state_transitions'") }} as transition_rows,
+        {{ count_if("tokens_seen.seen_in = 'wallet_events'") }} as wallet_event_rows
+
+    from tokens_seen
+    left join requested_tokens
+        on tokens_seen.token_ref = requested_tokens.token_ref
+    where requested_tokens.token_ref is null
+    group by tokens_seen.token_ref
+
+),
+
+missing_requested as (
+
+    select
+        'missing_token_requested' as exception_type,
+        token_ref,
+        wallet_id,
+        first_seen_at as observed_at,
+        case when transition_rows > 0 then 'token_state_transitions' else 'wallet_events' end as source_table,
+        source_location,
+        cast(null as {{ dbt.type_string() }}) as column_name,
+        {{ dbt.concat([
+            "'no TokenRequested transition; seen in '",
+            'cast(transition_rows as ' ~ dbt.type_string() ~ ')', "' transition(s) and '",
+            'cast(wallet_event_rows as ' ~ dbt.type_string() ~ ')', "' wallet event(s)'"]) }} as evidence
+
+    from unrequested
+
+),
+
+pan_findings as (
+
+    select
+        'pan_like_value' as exception_type,
+        token_ref,
+        wallet_id,
+        observed_at,
+        source_table,
+        source_location,
+        column_name,
+        {{ dbt.concat([
+            "'column '", 'column_name', "' holds '",
+            'cast(pan_like_runs as ' ~ dbt.type_string() ~ ')',
+            "' Luhn-valid 13-19 digit run(s), e.g. '", 'masked_value']) }} as evidence
+
+    from pan_like_values
+
+),
+
+chain_breaks as (
+
+    select
+        'hash_chain_break' as exception_type,
+        token_ref,
+        wallet_id,
+        occurred_at as observed_at,
+        'token_state_transitions' as source_table,
+        source_location,
+        cast(null as {{ dbt.type_string() }}) as column_name,
+        {{ dbt.concat(["'chain status '", 'chain_status',
+                       "' at version '", 'cast(token_version as ' ~ dbt.type_string() ~ ')']) }} as evidence
+
+    from audited
+    where chain_status not in ('verified', 'not_verified_in_sql')
+
+),
+
+findings as (
+
+    select * from illegal_transitions
+    union all
+    select * from late_recording
+    union all
+    select * from late_arrival
+    union all
+    select * from used_after_expiry
+    union all
+    select * from resumes
+    union all
+    select * from missing_requested
+    union all
+    select * from pan_findings
+    union all
+    select * from chain_breaks
+
+),
+
+final as (
+
+    select
+        {{ composite_key(['findings.exception_type', 'findings.source_table', 'findings.source_location', 'findings.column_name']) }} as exception_id,
+        findings.exception_type,
+        exception_types.severity,
+        findings.token_ref,
+        findings.wallet_id,
+        findings.observed_at,
+        cast(findings.observed_at as date) as observed_date,
+        findings.source_table,
+        findings.source_location,
+        findings.column_name,
+        findings.evidence
+
+    from findings
+    left join exception_types
+        on findings.exception_type = exception_types.exception_type
+
+)
+
+select * from final

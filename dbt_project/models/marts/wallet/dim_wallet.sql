@@ -1,0 +1,92 @@
+{#- One row per wallet: the wallets seed, plus any wallet seen in the data but not in it
+    (shown as a custom wallet under its id). -#}
+with
+
+wallets_seed as (
+
+    select * from {{ ref('wallets') }}
+
+),
+
+known_wallets as (
+
+    select enum_value as wallet_id from {{ ref('lifecycle_enums') }}
+    where enum_name = 'known_wallet'
+
+),
+
+requests as (
+
+    select * from {{ ref('int_provisioning_attempts') }}
+
+),
+
+transitions as (
+
+    select * from {{ ref('stg_state_service__token_state_transitions') }}
+
+),
+
+observed as (
+
+    select
+        wallet_id,
+        count(distinct token_ref) as tokens_seen,
+        min(occurred_at) as first_seen_at,
+        max(occurred_at) as last_seen_at
+
+    from transitions
+    group by wallet_id
+
+),
+
+requested as (
+
+    select
+        wallet_id,
+        count(*) as tokens_requested
+
+    from requests
+    group by wallet_id
+
+),
+
+all_wallets as (
+
+    select wallet_id from wallets_seed
+    union
+    select wallet_id from observed
+
+),
+
+final as (
+
+    select
+        all_wallets.wallet_id,
+        coalesce(wallets_seed.display_name, all_wallets.wallet_id) as display_name,
+        coalesce(
+            wallets_seed.wallet_kind,
+            case when known_wallets.wallet_id is not null then 'native' else 'custom' end
+        ) as wallet_kind,
+        wallets_seed.visa_token_requestor_id,
+        wallets_seed.mastercard_token_requestor_id,
+        wallets_seed.wallet_id is not null as is_in_wallet_seed,
+        observed.wallet_id is not null as has_activity,
+        coalesce(observed.tokens_seen, 0) as tokens_seen,
+        coalesce(requested.tokens_requested, 0) as tokens_requested,
+        observed.first_seen_at,
+        observed.last_seen_at
+
+    from all_wallets
+    left join wallets_seed
+        on all_wallets.wallet_id = wallets_seed.wallet_id
+    left join known_wallets
+        on all_wallets.wallet_id = known_wallets.wallet_id
+    left join observed
+        on all_wallets.wallet_id = observed.wallet_id
+    left join requested
+        on all_wallets.wallet_id = requested.wallet_id
+
+)
+
+select * from final

@@ -1,0 +1,49 @@
+{#- One row per provisioning request (a token's TokenRequested) with its decision, outcome,
+    timings and the wallet's API calls. -#}
+with
+
+attempts as (
+
+    select * from {{ ref('int_provisioning_attempts') }}
+
+),
+
+final as (
+
+    select
+        token_ref,
+        wallet_id,
+        network,
+        token_type,
+        request_date,
+        requested_at,
+        decided_at,
+        decision,
+        idv_method,
+        idv_challenged_at,
+        idv_completed_at,
+        idv_outcome,
+        provision_succeeded_at,
+        provision_failed_at,
+        failure_reason_code,
+        failed_by,
+        wallet_active_at,
+        first_token_active_at,
+        provisioning_outcome,
+        is_provision_success,
+        is_yellow_path,
+        is_yellow_path_completed,
+        seconds_to_activate,
+        {{ round_to(seconds_between('requested_at', 'decided_at'), 3) }} as seconds_to_decision,
+        provision_api_calls,
+        failed_api_calls,
+        client_error_api_calls,
+        server_error_api_calls,
+        accepted_request_id,
+        accepted_call_latency_ms
+
+    from attempts
+
+)
+
+select * from final
