@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 
+import fakesnow
 import httpx
 import psycopg
 import pytest
@@ -16,6 +17,7 @@ from state_service.migrate import migrate
 from state_service.server import ServiceThread
 
 API_KEY = "test-key-" + uuid.uuid4().hex
+_FAKESNOW_SERVER = fakesnow.server  # the function, before its submodule can shadow it
 
 
 @pytest.fixture(scope="session")
@@ -125,7 +127,8 @@ def warehouse_factory(pg_server: PgServer, tmp_path, request) -> Iterator:
 @pytest.fixture(scope="session")
 def fakesnow_server() -> Iterator[dict]:
     """fakesnow's server mode: connection keyword arguments for snowflake.connector."""
-    import fakesnow
-
-    with fakesnow.server() as kwargs:
+    with _FAKESNOW_SERVER() as kwargs:
+        # starting it imports the submodule fakesnow.server, which replaces the package's
+        # server() function of the same name: put the function back for later callers
+        fakesnow.server = _FAKESNOW_SERVER
         yield kwargs
