@@ -20,6 +20,21 @@ def test_definitions_load_and_validate():
     assert defs.resolve_schedule_def("ingest_every_15_minutes").cron_schedule == "*/15 * * * *"
 
 
+def test_dg_loads_the_project():
+    """`dg check defs`, the way dg (and Dagster+) load the code location."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from state_service import config
+
+    dg_cli = Path(sys.executable).parent / "dg"
+    r = subprocess.run([str(dg_cli), "check", "defs"], capture_output=True, text=True,
+                       timeout=300, cwd=config.project_root())
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "All definitions loaded successfully" in r.stdout + r.stderr
+
+
 @pytest.fixture()
 def world_resources(world, tmp_path, monkeypatch):
     monkeypatch.setenv("TOKENWATCH_WAREHOUSE", "duckdb")
