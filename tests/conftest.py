@@ -55,6 +55,16 @@ def db(pg_dsn: str) -> Iterator[psycopg.Connection]:
         yield conn
 
 
+@pytest.fixture()
+def source_dsn(pg_server: PgServer) -> Iterator[str]:
+    """A migrated state-service database of this test's own, dropped afterwards."""
+    name = f"tokenwatch_src_{uuid.uuid4().hex[:10]}"
+    dsn = ensure_database(pg_server, name)
+    migrate(dsn)
+    yield dsn
+    drop_database(pg_server, name)
+
+
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory, pg_dsn: str) -> Iterator:
     """A real local stack (moto server + Datadog intake processes) under a home of its own.

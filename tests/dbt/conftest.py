@@ -56,7 +56,7 @@ class Built:
     roles: tuple[str, str] | None = None  # (analyst, compliance) roles granted on postgres
 
 
-def _ingest(world, wh, timeout: float = 180) -> None:
+def ingest_world(world, wh, timeout: float = 180) -> None:
     """Load the world; transitions again until all of them are in. The transitions loader
     reads below the cluster's oldest running transaction (pg_snapshot_xmin), so while another
     session on the shared server holds a transaction open, the world's rows wait for a later
@@ -113,7 +113,7 @@ def raw_duckdb(world, tmp_path_factory: pytest.TempPathFactory) -> Path:
     wh = DuckDBWarehouse(path)
     try:
         wh.ensure_schema()
-        _ingest(world, wh)
+        ingest_world(world, wh)
         _tamper(wh)
     finally:
         wh.close()  # dbt opens the file next; DuckDB allows one writer process
@@ -139,7 +139,7 @@ def raw_postgres(world, pg_server: PgServer) -> Iterator[str]:
         wh = PostgresWarehouse(dsn)
         try:
             wh.ensure_schema()
-            _ingest(world, wh)
+            ingest_world(world, wh)
             _tamper(wh)
         finally:
             wh.close()

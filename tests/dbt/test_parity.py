@@ -25,7 +25,7 @@ MARTS = {
     "analytics_compliance.audit_daily_summary": "day_exception_type_id",
 }
 #: when each warehouse accepted the rows: different loads, different times
-LOAD_TIME_COLUMNS = {"loaded_at"}
+LOAD_TIME_COLUMNS = {"loaded_at", "token_loaded_at", "last_loaded_at"}
 
 
 def _columns(built: Built, relation: str) -> list[str]:

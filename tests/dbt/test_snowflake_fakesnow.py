@@ -1,5 +1,6 @@
 """Smoke test of the snowflake target against fakesnow's server mode (dbt-snowflake speaking
-HTTP to a local fake): the raw layer copied in with Snowflake types, then a full build.
+HTTP to a local fake): the world ingested by ingestion's SnowflakeWarehouse into a database of
+its own on the session's fakesnow server, then a full build.
 
 What fakesnow cannot run, and how the test treats it:
 - dbt unit tests: dbt-snowflake creates a temporary table in the model's database for each
@@ -19,17 +20,15 @@ What fakesnow cannot run, and how the test treats it:
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from tests.dbt.dbt_runner import DbtResult, run_dbt
 
-fakesnow = pytest.importorskip("fakesnow")
-
-DATABASE = "TOKENWATCH"
+DATABASE = f"TOKENWATCH_DBT_{uuid.uuid4().hex[:8].upper()}"
 FAKESNOW_TEMP_TABLE_ERROR = 'TEMPORARY table names can *only* use the "temp" catalog'
 
 
@@ -48,16 +47,25 @@ class SnowflakeBuild:
 
 
 @pytest.fixture(scope="module")
-def snowflake_build(raw_duckdb: Path, tmp_path_factory) -> Iterator[SnowflakeBuild]:
+def snowflake_build(world, fakesnow_server: dict, tmp_path_factory) -> Iterator[SnowflakeBuild]:
     import snowflake.connector
 
-    from tests.dbt.snowflake_raw import copy_raw_layer
+    from ingestion.raw_schema import TABLES
+    from ingestion.warehouse.snowflake import SnowflakeWarehouse
+    from tests.dbt.conftest import ingest_world
 
     logging.getLogger("uvicorn").setLevel(logging.WARNING)
     logging.getLogger("fakesnow").setLevel(logging.CRITICAL)
-    with fakesnow.server() as kw:
-        conn = snowflake.connector.connect(**kw)
-        copied = copy_raw_layer(raw_duckdb, conn, DATABASE)
+    kw = fakesnow_server
+    wh = SnowflakeWarehouse.open(DATABASE, **kw)
+    try:
+        wh.ensure_schema()
+        ingest_world(world, wh)
+        copied = {t: wh.count(t) for t in TABLES}
+    finally:
+        wh.close()
+    conn = snowflake.connector.connect(**kw)
+    try:
         env = {"TOKENWATCH_SNOWFLAKE_ACCOUNT": kw["account"],
                "TOKENWATCH_SNOWFLAKE_USER": kw["user"],
                "TOKENWATCH_SNOWFLAKE_PASSWORD": kw["password"],
@@ -71,10 +79,9 @@ def snowflake_build(raw_duckdb: Path, tmp_path_factory) -> Iterator[SnowflakeBui
         build = run_dbt(["build", "--exclude", "test_type:unit"], "snowflake", env, workdir)
         unit = run_dbt(["test", "--select", "test_type:unit"], "snowflake", env,
                        workdir / "unit")
-        try:
-            yield SnowflakeBuild(conn, env, build, unit, copied)
-        finally:
-            conn.close()
+        yield SnowflakeBuild(conn, env, build, unit, copied)
+    finally:
+        conn.close()
 
 
 def test_full_build_passes_on_fakesnow(snowflake_build: SnowflakeBuild, world):

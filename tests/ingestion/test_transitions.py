@@ -7,28 +7,14 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
 
 from ingestion.sources.transitions import STATE_KEY, load_transitions
-from state_service.database import drop_database, ensure_database
-from state_service.migrate import migrate
 
 TARGETS = ["duckdb", "postgres"]
 HASH = "0" * 64
-
-
-@pytest.fixture()
-def source_dsn(pg_server) -> Iterator[str]:
-    """A state-service database of this test's own."""
-    name = f"tokenwatch_src_{uuid.uuid4().hex[:10]}"
-    dsn = ensure_database(pg_server, name)
-    migrate(dsn)
-    yield dsn
-    drop_database(pg_server, name)
 
 
 def _write_token(conn: psycopg.Connection, token_ref: str, transitions: int = 1) -> None:

@@ -1,26 +1,11 @@
-"""A state-service database of the test's own, and a way to write transition rows into it."""
+"""A way to write transition rows into a state-service database of the test's own
+(``source_dsn``, from tests/conftest.py)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import psycopg
-import pytest
-
-from state_service.database import drop_database, ensure_database
-from state_service.migrate import migrate
 
 HASH = "0" * 64
-
-
-@pytest.fixture()
-def source_dsn(pg_server) -> Iterator[str]:
-    name = f"tokenwatch_qsrc_{uuid.uuid4().hex[:10]}"
-    dsn = ensure_database(pg_server, name)
-    migrate(dsn)
-    yield dsn
-    drop_database(pg_server, name)
 
 
 def write_token(dsn: str, token_ref: str, states: list[str]) -> None:
