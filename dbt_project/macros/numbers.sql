@@ -74,17 +74,15 @@
 {%- endmacro %}
 
 
-{#- Incremental runs read rows loaded since the newest row already in the target, minus
-    var('lookback_hours') for late or concurrently committed loads. -#}
-{% macro loaded_since_last_run(column='loaded_at', target_column='loaded_at') -%}
-  {%- if is_incremental() -%}
-    {{ column }} > (
-        select {{ dbt.dateadd('hour', -1 * var('lookback_hours'), 'max(' ~ target_column ~ ')') }}
-        from {{ this }}
-    )
-  {%- else -%}
-    1 = 1
-  {%- endif -%}
+{#- The incremental watermark: the newest `column` already in this model minus
+    var('lookback_hours'), so rows committed late by an overlapping load are read again
+    (incremental models replace rows by key, so reading a row twice is harmless). An empty
+    target reads everything. -#}
+{% macro incremental_watermark(column='loaded_at') -%}
+  (select coalesce(
+      {{ dbt.dateadd('hour', -1 * var('lookback_hours'), 'max(' ~ column ~ ')') }},
+      cast('1900-01-01 00:00:00' as timestamp))
+   from {{ this }})
 {%- endmacro %}
 
 
@@ -103,4 +101,37 @@
 
 {% macro snowflake__type_double() -%}
   float
+{%- endmacro %}
+
+
+{#- In an incremental run of a per-token model: the tokens with transitions (and, optionally,
+    wallet events) loaded since the watermark of `watermark_column` (see incremental_watermark)
+    or happening in the orchestrator's partition window (see in_partition_window). -#}
+{% macro tokens_touched_since_last_run(watermark_column='token_loaded_at',
+                                       include_wallet_events=false, event_types=none) -%}
+    select token_ref from {{ ref('int_token_transitions') }}
+    where loaded_at > {{ incremental_watermark(watermark_column) }}
+        or {{ in_partition_window('occurred_at') }}
+    {%- if include_wallet_events %}
+    union
+    select token_ref from {{ ref('int_wallet_events') }}
+    where (loaded_at > {{ incremental_watermark(watermark_column) }}
+           or {{ in_partition_window('event_time') }})
+    {%- if event_types %}
+        and event_type in ('{{ event_types | join("', '") }}')
+    {%- endif %}
+    {%- endif %}
+{%- endmacro %}
+
+
+{#- True for rows whose `column` (an event time) falls in the days being (re)built by the
+    orchestrator: vars partition_start (inclusive) and partition_end (exclusive), ISO dates
+    that Dagster passes for a partition or a backfill. False when they are not set. -#}
+{% macro in_partition_window(column) -%}
+  {%- set start, end = var('partition_start', none), var('partition_end', none) -%}
+  {%- if start and end -%}
+    ({{ column }} >= cast('{{ start }}' as timestamp) and {{ column }} < cast('{{ end }}' as timestamp))
+  {%- else -%}
+    (1 = 0)
+  {%- endif -%}
 {%- endmacro %}

@@ -69,3 +69,10 @@
                  "repeat('*', length(" ~ digits ~ ") - 10)",
                  dbt.right(digits, "4")]) }}
 {%- endmacro %}
+
+
+{#- A maximal run of 13-19 digits somewhere in the text (the prefilter before extracting runs
+    and checking Luhn): longer runs, such as 56-digit Kinesis sequence numbers, do not match. -#}
+{% macro pan_candidate_pattern() -%}
+  {{ return('(^|[^0-9])[0-9]{13,19}([^0-9]|$)') }}
+{%- endmacro %}

@@ -1,15 +1,37 @@
-{#- One row per API Gateway request, with the Lambda invocation that served it. -#}
+{{ config(materialized='incremental', unique_key='request_id') }}
+{#- One row per API Gateway request, with the Lambda invocation that served it. Incremental: a
+    run recomputes the requests whose gateway or Lambda record was loaded since the last run
+    (the two records arrive in different S3 objects, in either order). -#}
 with
 
+{% if is_incremental() -%}
+touched_requests as (
+
+    select request_id from {{ ref('stg_data_lake__apigw_logs') }}
+    where loaded_at > {{ incremental_watermark('last_loaded_at') }}
+        or {{ in_partition_window('requested_at') }}
+    union
+    select request_id from {{ ref('stg_data_lake__lambda_logs') }}
+    where loaded_at > {{ incremental_watermark('last_loaded_at') }}
+
+),
+
+{% endif -%}
 gateway as (
 
     select * from {{ ref('stg_data_lake__apigw_logs') }}
+    {% if is_incremental() -%}
+    where request_id in (select request_id from touched_requests)
+    {%- endif %}
 
 ),
 
 lambdas as (
 
     select * from {{ ref('stg_data_lake__lambda_logs') }}
+    {% if is_incremental() -%}
+    where request_id in (select request_id from touched_requests)
+    {%- endif %}
 
 ),
 
@@ -41,7 +63,11 @@ joined as (
         lambdas.memory_size_mb as lambda_memory_size_mb,
         lambdas.max_memory_used_mb as lambda_max_memory_used_mb,
         lambdas.error_message as lambda_error_message,
-        gateway.source_location
+        gateway.source_location,
+        case
+            when lambdas.loaded_at > gateway.loaded_at then lambdas.loaded_at
+            else gateway.loaded_at
+        end as last_loaded_at
 
     from gateway
     left join lambdas

@@ -4,19 +4,19 @@ with
 
 transitions as (
 
-    select occurred_at as activity_at from {{ ref('stg_state_service__token_state_transitions') }}
+    select occurred_at as activity_at from {{ ref('int_token_transitions') }}
 
 ),
 
 wallet_events as (
 
-    select event_time as activity_at from {{ ref('stg_wallet_stream__wallet_events') }}
+    select event_time as activity_at from {{ ref('int_wallet_events') }}
 
 ),
 
 api_requests as (
 
-    select requested_at as activity_at from {{ ref('stg_data_lake__apigw_logs') }}
+    select requested_at as activity_at from {{ ref('int_api_requests') }}
 
 ),
 

@@ -1,15 +1,16 @@
-{#- Card-number-like values anywhere in the raw layer's text: one row per cell holding at least
-    one maximal 13-19 digit run that passes the Luhn check. Only the masked value (first six,
+{#- Card-number-like values anywhere in the raw layer's text (through staging, and the
+    incremental copies of the two big tables): one row per cell holding at least one maximal
+    13-19 digit run that passes the Luhn check. Only the masked value (first six,
     last four) is kept. Hex digests (prev_hash, row_hash, etag) are not scanned: a sha256 or
     md5 in hex is not free text and has digit runs by chance. -#}
 {%- set scans = [
-    {'table': 'token_state_transitions', 'model': 'stg_state_service__token_state_transitions',
+    {'table': 'token_state_transitions', 'model': 'int_token_transitions', 'flagged': true,
      'location': 'source_location', 'observed_at': 'occurred_at', 'token_ref': 'token_ref',
      'wallet_id': 'wallet_id',
      'columns': ['token_ref', 'event_id', 'from_state', 'to_state', 'actor', 'reason_code',
                  'decision', 'idv_method', 'wallet_id', 'network', 'token_type',
                  'source_location']},
-    {'table': 'wallet_events', 'model': 'stg_wallet_stream__wallet_events',
+    {'table': 'wallet_events', 'model': 'int_wallet_events', 'flagged': true,
      'location': 'source_location', 'observed_at': 'event_time', 'token_ref': 'token_ref',
      'wallet_id': 'wallet_id',
      'columns': ['event_id', 'event_type', 'wallet_id', 'token_ref', 'request_id', 'network',
@@ -44,9 +45,14 @@ with
 {% for scan in scans %}
 rows_with_digits_{{ loop.index }} as (
 
-    {#- a cheap row-level filter first: rows with 13 digits in a row in any scanned column -#}
+    {#- a cheap row-level filter first: rows with a 13-19 digit run in any scanned column
+        (the incremental copies of the big tables flag them as they are loaded) -#}
     select * from {{ ref(scan.model) }}
-    where {{ regexp_contains(text_columns_joined(scan.columns), '[0-9]{13}') }}
+    {% if scan.get('flagged') -%}
+    where has_pan_candidate
+    {%- else -%}
+    where {{ regexp_contains(text_columns_joined(scan.columns), pan_candidate_pattern()) }}
+    {%- endif %}
 
 ),
 {% endfor %}
@@ -65,7 +71,7 @@ cells as (
         cast({{ scan.token_ref }} as {{ dbt.type_string() }}) as token_ref,
         cast({{ scan.wallet_id }} as {{ dbt.type_string() }}) as wallet_id
     from {{ cte }}
-    where {{ regexp_contains(column, '[0-9]{13}') }}
+    where {{ regexp_contains(column, pan_candidate_pattern()) }}
     {% if not loop.last %}union all{% endif %}
     {%- endfor %}
     {% if not loop.last %}union all{% endif %}

@@ -1,17 +1,37 @@
 {#- One row per provisioning request: a token's TokenRequested transition, its provisioning
     milestones from the transition log, and the wallet's API calls and ID&V from wallet events
-    (a request the wallet retried after 4xx/5xx errors is still one request). -#}
+    (a request the wallet retried after 4xx/5xx errors is still one request). Incremental: a
+    run recomputes the tokens with transitions or provisioning events loaded since the last. -#}
+{{ config(materialized='incremental', unique_key='token_ref') }}
+{%- set provisioning_events = ['provision_request', 'provision_response', 'idv_challenge',
+                               'idv_result'] %}
 with
 
+{% if is_incremental() -%}
+touched_tokens as (
+
+    {{ tokens_touched_since_last_run('token_loaded_at', include_wallet_events=true,
+                                     event_types=provisioning_events) }}
+
+),
+
+{% endif -%}
 transitions as (
 
-    select * from {{ ref('stg_state_service__token_state_transitions') }}
+    select * from {{ ref('int_token_transitions') }}
+    {% if is_incremental() -%}
+    where token_ref in (select token_ref from touched_tokens)
+    {%- endif %}
 
 ),
 
 wallet_events as (
 
-    select * from {{ ref('stg_wallet_stream__wallet_events') }}
+    select * from {{ ref('int_wallet_events') }}
+    where event_type in ('{{ provisioning_events | join("', '") }}')
+    {% if is_incremental() -%}
+        and token_ref in (select token_ref from touched_tokens)
+    {%- endif %}
 
 ),
 
@@ -43,7 +63,8 @@ milestones as (
         max(case when to_state = 'ProvisionFailed' then reason_code end) as failure_reason_code,
         max(case when to_state = 'ProvisionFailed' then actor end) as failed_by,
         min(case when to_state = 'WalletActive' then occurred_at end) as wallet_active_at,
-        min(case when to_state = 'TokenActive' then occurred_at end) as first_token_active_at
+        min(case when to_state = 'TokenActive' then occurred_at end) as first_token_active_at,
+        max(loaded_at) as transitions_loaded_at
 
     from transitions
     group by token_ref
@@ -62,10 +83,10 @@ api_calls as (
         max(case when event_type = 'provision_response' and http_status = 200 then request_id end) as accepted_request_id,
         min(case when event_type = 'idv_challenge' then event_time end) as idv_challenged_at,
         max(case when event_type = 'idv_result' then event_time end) as idv_completed_at,
-        max(case when event_type = 'idv_result' then idv_outcome end) as idv_outcome
+        max(case when event_type = 'idv_result' then idv_outcome end) as idv_outcome,
+        max(loaded_at) as events_loaded_at
 
     from wallet_events
-    where event_type in ('provision_request', 'provision_response', 'idv_challenge', 'idv_result')
     group by token_ref
 
 ),
@@ -98,7 +119,12 @@ joined as (
         api_calls.accepted_call_latency_ms,
         api_calls.idv_challenged_at,
         api_calls.idv_completed_at,
-        api_calls.idv_outcome
+        api_calls.idv_outcome,
+        case
+            when api_calls.events_loaded_at > milestones.transitions_loaded_at
+                then api_calls.events_loaded_at
+            else milestones.transitions_loaded_at
+        end as token_loaded_at
 
     from requests
     left join milestones

@@ -1,9 +1,22 @@
-{#- One row per token with transitions: its latest transition (the state it is in now). -#}
+{{ config(materialized='incremental', unique_key='token_ref') }}
+{#- One row per token with transitions: its latest transition (the state it is in now).
+    Incremental: a run recomputes the tokens with transitions loaded since the last run. -#}
 with
 
+{% if is_incremental() -%}
+touched_tokens as (
+
+    {{ tokens_touched_since_last_run('token_loaded_at') }}
+
+),
+
+{% endif -%}
 transitions as (
 
-    select * from {{ ref('stg_state_service__token_state_transitions') }}
+    select * from {{ ref('int_token_transitions') }}
+    {% if is_incremental() -%}
+    where token_ref in (select token_ref from touched_tokens)
+    {%- endif %}
 
 ),
 
@@ -13,7 +26,8 @@ ranked as (
         *,
         row_number() over (
             partition by token_ref order by token_version desc
-        ) as recency_rank
+        ) as recency_rank,
+        max(loaded_at) over (partition by token_ref) as token_loaded_at
 
     from transitions
 
@@ -31,7 +45,8 @@ final as (
         occurred_at as state_entered_at,
         recorded_at as state_recorded_at,
         actor as state_changed_by,
-        reason_code as state_reason_code
+        reason_code as state_reason_code,
+        token_loaded_at
 
     from ranked
     where recency_rank = 1

@@ -1,9 +1,23 @@
-{#- One row per token and state visit: entered with a transition, left with the next one. -#}
+{{ config(materialized='incremental', unique_key='span_id') }}
+{#- One row per token and state visit: entered with a transition, left with the next one.
+    Incremental: a run recomputes every span of the tokens with transitions loaded since the
+    last run (a new transition closes the token's open span). -#}
 with
 
+{% if is_incremental() -%}
+touched_tokens as (
+
+    {{ tokens_touched_since_last_run('token_loaded_at') }}
+
+),
+
+{% endif -%}
 transitions as (
 
-    select * from {{ ref('stg_state_service__token_state_transitions') }}
+    select * from {{ ref('int_token_transitions') }}
+    {% if is_incremental() -%}
+    where token_ref in (select token_ref from touched_tokens)
+    {%- endif %}
 
 ),
 
@@ -31,7 +45,8 @@ spans as (
         ) as exited_by,
         row_number() over (
             partition by token_ref, to_state order by token_version
-        ) as state_visit_number
+        ) as state_visit_number,
+        max(loaded_at) over (partition by token_ref) as token_loaded_at
 
     from transitions
 
@@ -55,7 +70,8 @@ final as (
         exited_by,
         next_state,
         {{ round_to(seconds_between('entered_at', 'exited_at'), 3) }} as duration_seconds,
-        exited_at is null as is_current
+        exited_at is null as is_current,
+        token_loaded_at
 
     from spans
 

@@ -12,7 +12,7 @@ audited as (
 
 wallet_events as (
 
-    select * from {{ ref('stg_wallet_stream__wallet_events') }}
+    select * from {{ ref('int_wallet_events') }}
 
 ),
 

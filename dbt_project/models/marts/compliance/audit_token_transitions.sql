@@ -1,12 +1,25 @@
 {#- Every transition with its provenance (actor, reason, source location, recorded and loaded
     times) and the hash chain recomputed in SQL: the canonical text of state_service/chain.py,
-    its sha256, the expected prev_hash and version, and a verdict per row. -#}
+    its sha256, the expected prev_hash and version, and a verdict per row. Incremental: a run
+    re-verifies the whole chain of every token with transitions loaded since the last run. -#}
+{{ config(materialized='incremental', unique_key='transition_id') }}
 {%- set verifiable = hash_verifiable_in_sql() -%}
 with
 
+{% if is_incremental() -%}
+touched_tokens as (
+
+    {{ tokens_touched_since_last_run('token_loaded_at') }}
+
+),
+
+{% endif -%}
 transitions as (
 
-    select * from {{ ref('stg_state_service__token_state_transitions') }}
+    select * from {{ ref('int_token_transitions') }}
+    {% if is_incremental() -%}
+    where token_ref in (select token_ref from touched_tokens)
+    {%- endif %}
 
 ),
 
@@ -35,6 +48,7 @@ chained as (
         lag(transitions.to_state) over (
             partition by transitions.token_ref order by transitions.token_version
         ) as previous_to_state,
+        max(transitions.loaded_at) over (partition by transitions.token_ref) as token_loaded_at,
         {{ dbt.concat([
             'transitions.token_ref', "'|'",
             'cast(transitions.token_version as ' ~ dbt.type_string() ~ ')', "'|'",
@@ -112,7 +126,8 @@ final as (
             {%- else -%}
             else 'not_verified_in_sql'
             {%- endif %}
-        end as chain_status
+        end as chain_status,
+        verified.token_loaded_at
 
     from verified
     left join legal_transitions

@@ -1,10 +1,23 @@
+{{ config(materialized='incremental', unique_key='token_ref') }}
 {#- One row per token with at least one transition: current state, wallet, network, type, key
-    provisioning dates, and when it was first and last seen in any source. -#}
+    provisioning dates, and when it was first and last seen in any source. Incremental: a run
+    recomputes the tokens with transitions or wallet events loaded since the last run. -#}
 with
 
+{% if is_incremental() -%}
+touched_tokens as (
+
+    {{ tokens_touched_since_last_run('token_loaded_at', include_wallet_events=true) }}
+
+),
+
+{% endif -%}
 current_state as (
 
     select * from {{ ref('int_token_current_state') }}
+    {% if is_incremental() -%}
+    where token_ref in (select token_ref from touched_tokens)
+    {%- endif %}
 
 ),
 
@@ -22,13 +35,19 @@ attempts as (
 
 transitions as (
 
-    select * from {{ ref('stg_state_service__token_state_transitions') }}
+    select * from {{ ref('int_token_transitions') }}
+    {% if is_incremental() -%}
+    where token_ref in (select token_ref from touched_tokens)
+    {%- endif %}
 
 ),
 
 wallet_events as (
 
-    select * from {{ ref('stg_wallet_stream__wallet_events') }}
+    select * from {{ ref('int_wallet_events') }}
+    {% if is_incremental() -%}
+    where token_ref in (select token_ref from touched_tokens)
+    {%- endif %}
 
 ),
 
@@ -38,7 +57,8 @@ transition_activity as (
         token_ref,
         min(occurred_at) as first_transition_at,
         max(occurred_at) as last_transition_at,
-        count(*) as transitions
+        count(*) as transitions,
+        max(loaded_at) as transitions_loaded_at
 
     from transitions
     group by token_ref
@@ -52,7 +72,8 @@ event_activity as (
         min(event_time) as first_event_at,
         max(event_time) as last_event_at,
         count(*) as wallet_events,
-        {{ count_if("event_type = 'token_used'") }} as authorisations
+        {{ count_if("event_type = 'token_used'") }} as authorisations,
+        max(loaded_at) as events_loaded_at
 
     from wallet_events
     group by token_ref
@@ -91,7 +112,12 @@ final as (
         end as last_seen_at,
         transition_activity.transitions,
         coalesce(event_activity.wallet_events, 0) as wallet_events,
-        coalesce(event_activity.authorisations, 0) as authorisations
+        coalesce(event_activity.authorisations, 0) as authorisations,
+        case
+            when event_activity.events_loaded_at > transition_activity.transitions_loaded_at
+                then event_activity.events_loaded_at
+            else transition_activity.transitions_loaded_at
+        end as token_loaded_at
 
     from current_state
     inner join transition_activity

@@ -1,20 +1,14 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='transition_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns'
-    )
-}}
+{{ config(materialized='incremental', unique_key='transition_id') }}
 {#- One row per recorded transition. Incremental: each run reads the rows loaded since the
     newest one already here, minus var('lookback_hours'), and replaces them by transition_id. -#}
 with
 
 transitions as (
 
-    select * from {{ ref('stg_state_service__token_state_transitions') }}
+    select * from {{ ref('int_token_transitions') }}
     {% if is_incremental() -%}
-    where {{ loaded_since_last_run() }}
+    where loaded_at > {{ incremental_watermark('loaded_at') }}
+        or {{ in_partition_window('occurred_at') }}
     {%- endif %}
 
 ),

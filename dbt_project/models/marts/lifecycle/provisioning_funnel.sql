@@ -6,7 +6,7 @@ with
 
 transitions as (
 
-    select * from {{ ref('stg_state_service__token_state_transitions') }}
+    select * from {{ ref('int_token_transitions') }}
 
 ),
 

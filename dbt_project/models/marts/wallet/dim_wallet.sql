@@ -15,15 +15,9 @@ known_wallets as (
 
 ),
 
-requests as (
+tokens as (
 
-    select * from {{ ref('int_provisioning_attempts') }}
-
-),
-
-transitions as (
-
-    select * from {{ ref('stg_state_service__token_state_transitions') }}
+    select * from {{ ref('dim_token') }}
 
 ),
 
@@ -31,22 +25,12 @@ observed as (
 
     select
         wallet_id,
-        count(distinct token_ref) as tokens_seen,
-        min(occurred_at) as first_seen_at,
-        max(occurred_at) as last_seen_at
+        count(*) as tokens_seen,
+        {{ count_if('has_token_requested') }} as tokens_requested,
+        min(first_seen_at) as first_seen_at,
+        max(last_seen_at) as last_seen_at
 
-    from transitions
-    group by wallet_id
-
-),
-
-requested as (
-
-    select
-        wallet_id,
-        count(*) as tokens_requested
-
-    from requests
+    from tokens
     group by wallet_id
 
 ),
@@ -73,7 +57,7 @@ final as (
         wallets_seed.wallet_id is not null as is_in_wallet_seed,
         observed.wallet_id is not null as has_activity,
         coalesce(observed.tokens_seen, 0) as tokens_seen,
-        coalesce(requested.tokens_requested, 0) as tokens_requested,
+        coalesce(observed.tokens_requested, 0) as tokens_requested,
         observed.first_seen_at,
         observed.last_seen_at
 
@@ -84,8 +68,6 @@ final as (
         on all_wallets.wallet_id = known_wallets.wallet_id
     left join observed
         on all_wallets.wallet_id = observed.wallet_id
-    left join requested
-        on all_wallets.wallet_id = requested.wallet_id
 
 )
 

@@ -1,10 +1,16 @@
+{{ config(materialized='incremental', unique_key='token_ref') }}
 {#- One row per provisioning request (a token's TokenRequested) with its decision, outcome,
-    timings and the wallet's API calls. -#}
+    timings and the wallet's API calls. Incremental: a run replaces the requests recomputed
+    upstream since the last run. -#}
 with
 
 attempts as (
 
     select * from {{ ref('int_provisioning_attempts') }}
+    {% if is_incremental() -%}
+    where token_loaded_at > {{ incremental_watermark('token_loaded_at') }}
+        or {{ in_partition_window('requested_at') }}
+    {%- endif %}
 
 ),
 
@@ -40,7 +46,8 @@ final as (
         client_error_api_calls,
         server_error_api_calls,
         accepted_request_id,
-        accepted_call_latency_ms
+        accepted_call_latency_ms,
+        token_loaded_at
 
     from attempts
 

@@ -29,7 +29,7 @@ usage_daily as (
 
 transitions as (
 
-    select * from {{ ref('stg_state_service__token_state_transitions') }}
+    select * from {{ ref('int_token_transitions') }}
 
 ),
 

@@ -10,7 +10,7 @@ api_requests as (
 
 wallet_events as (
 
-    select * from {{ ref('stg_wallet_stream__wallet_events') }}
+    select * from {{ ref('int_wallet_events') }}
 
 ),
 

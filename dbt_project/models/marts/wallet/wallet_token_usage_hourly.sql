@@ -24,7 +24,7 @@ hours as (
 
 authorisations as (
 
-    select * from {{ ref('stg_wallet_stream__wallet_events') }}
+    select * from {{ ref('int_wallet_events') }}
     where event_type = 'token_used'
 
 ),

@@ -1,0 +1,32 @@
+{{ config(materialized='incremental', unique_key='event_id') }}
+{#- The deduplicated wallet events, materialized incrementally (see int_token_transitions):
+    one staging pass per build, a table downstream. Flags rows whose text holds a run of
+    13-19 digits, the candidates of the card-number scan. -#}
+{%- set text_columns = ['event_id', 'event_type', 'wallet_id', 'token_ref', 'request_id',
+                        'network', 'token_type', 'decision', 'error_code', 'idv_method',
+                        'idv_outcome', 'currency', 'merchant_category', 'new_state',
+                        'reason_code', 'actor', 'extra_json', 'shard_id', 'sequence_number',
+                        'source_location'] -%}
+with
+
+wallet_events as (
+
+    select * from {{ ref('stg_wallet_stream__wallet_events') }}
+    {% if is_incremental() -%}
+    where loaded_at > {{ incremental_watermark('loaded_at') }}
+        or {{ in_partition_window('event_time') }}
+    {%- endif %}
+
+),
+
+final as (
+
+    select
+        *,
+        {{ regexp_contains(text_columns_joined(text_columns), pan_candidate_pattern()) }} as has_pan_candidate
+
+    from wallet_events
+
+)
+
+select * from final
