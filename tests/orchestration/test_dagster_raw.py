@@ -80,3 +80,16 @@ def test_lake_sensor_fires_only_for_new_objects(world, world_resources):
     finally:
         t.s3.delete_object(Bucket=t.bucket,
                            Key="lambda/dt=2099-01-01/hour=00/part-00000.json.gz")
+
+
+def test_dagster_yaml_keeps_the_local_instance_under_tokenwatch(monkeypatch):
+    from state_service import config
+
+    monkeypatch.chdir(config.project_root())
+    instance = dg.DagsterInstance.from_config(str(config.project_root()))
+    try:
+        assert instance.storage_directory().startswith(".tokenwatch/dagster")
+        assert "sqlite" in type(instance.run_storage).__name__.lower()
+        assert instance.compute_log_manager._base_dir.startswith(".tokenwatch/dagster")  # noqa: SLF001
+    finally:
+        instance.dispose()
