@@ -8,6 +8,7 @@ run per suite. GX is imported inside the function: its import costs seconds.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,6 +76,9 @@ def run_suite(data: pd.DataFrame | pa.Table, suite: SuiteSpec,
 def _validate(df: pd.DataFrame, suite: SuiteSpec, max_examples: int) -> list[Any]:
     import great_expectations as gx
     import great_expectations.expectations as gxe
+
+    # an ephemeral context logs its set-up at INFO on every run: not news to anyone
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     classes = []
