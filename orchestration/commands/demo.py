@@ -28,6 +28,7 @@ def demo(tokens: int = typer.Option(3000, min=50, help="Tokens to simulate."),
     from orchestration.local.simulator.faults import Faults
     from orchestration.local.simulator.run import Settings
 
+    logging.getLogger().setLevel(logging.WARNING)  # the demo prints its own story
     logging.getLogger("dagster").setLevel(logging.WARNING)
     started = time.perf_counter()
     say = lambda msg: out.print(f"[bold cyan]==>[/] {msg}")  # noqa: E731
