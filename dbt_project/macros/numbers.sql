@@ -104,19 +104,31 @@
 {%- endmacro %}
 
 
-{#- In an incremental run of a per-token model: the tokens with transitions (and, optionally,
-    wallet events) loaded since the watermark of `watermark_column` (see incremental_watermark)
-    or happening in the orchestrator's partition window (see in_partition_window). -#}
-{% macro tokens_touched_since_last_run(watermark_column='token_loaded_at',
-                                       include_wallet_events=false, event_types=none) -%}
+{#- When this dbt invocation started, as a UTC timestamp: the `transformed_at` of every row an
+    incremental model writes, and so the watermark of the incremental models downstream. -#}
+{% macro transformed_at() -%}
+  cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
+{%- endmacro %}
+
+
+{#- The newest transformed_at already in this incremental model (1900 when it is empty):
+    upstream rows written by a later run are new to it. -#}
+{% macro last_transformed_at() -%}
+  (select coalesce(max(transformed_at), cast('1900-01-01 00:00:00' as timestamp))
+   from {{ this }})
+{%- endmacro %}
+
+
+{#- In an incremental run of a per-token model: the tokens whose transitions (and, optionally,
+    wallet events of `event_types`) were copied into the incremental intermediate tables since
+    this model's last run. -#}
+{% macro tokens_touched_since_last_run(include_wallet_events=false, event_types=none) -%}
     select token_ref from {{ ref('int_token_transitions') }}
-    where loaded_at > {{ incremental_watermark(watermark_column) }}
-        or {{ in_partition_window('occurred_at') }}
+    where transformed_at > {{ last_transformed_at() }}
     {%- if include_wallet_events %}
     union
     select token_ref from {{ ref('int_wallet_events') }}
-    where (loaded_at > {{ incremental_watermark(watermark_column) }}
-           or {{ in_partition_window('event_time') }})
+    where transformed_at > {{ last_transformed_at() }}
     {%- if event_types %}
         and event_type in ('{{ event_types | join("', '") }}')
     {%- endif %}

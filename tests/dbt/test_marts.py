@@ -134,3 +134,17 @@ def test_audit_finds_exactly_the_planted_problems(built: Built, world):
     assert days >= world.summary["days"] and types == 7
     (total,), = rows(built, "select sum(findings) from analytics_compliance.audit_daily_summary")
     assert total == len(found)
+
+
+def test_sources_are_fresh(built_duckdb: Built):
+    # the world was just ingested: every source with a freshness rule passes
+    from tests.dbt.dbt_runner import run_dbt
+
+    res = run_dbt(["source", "freshness"], "local", built_duckdb.env,
+                  built_duckdb.workdir / "freshness")
+    assert res.success, res.explain()
+    checked = {r.node.name: str(r.status) for r in res.result.results
+               if r.node.resource_type == "source"}
+    assert {"token_state_transitions", "wallet_events", "apigw_logs", "lambda_logs"} <= \
+        set(checked), checked
+    assert set(checked.values()) == {"pass"}, checked

@@ -24,8 +24,8 @@ MARTS = {
     "analytics_compliance.audit_exceptions": "exception_id",
     "analytics_compliance.audit_daily_summary": "day_exception_type_id",
 }
-#: when each warehouse accepted the rows: different loads, different times
-LOAD_TIME_COLUMNS = {"loaded_at", "token_loaded_at", "last_loaded_at"}
+#: when each warehouse accepted the rows, and when dbt computed them: different every time
+LOAD_TIME_COLUMNS = {"loaded_at", "last_loaded_at", "transformed_at"}
 
 
 def _columns(built: Built, relation: str) -> list[str]:

@@ -1,18 +1,23 @@
 {{ config(materialized='incremental', unique_key='request_id') }}
 {#- One row per API Gateway request, with the Lambda invocation that served it. Incremental: a
-    run recomputes the requests whose gateway or Lambda record was loaded since the last run
-    (the two records arrive in different S3 objects, in either order). -#}
+    run (re)computes the requests whose gateway record is new, or whose Lambda record arrived
+    since (the two come in different S3 objects, in either order); records loaded up to
+    var('lookback_hours') before the newest are looked at again. -#}
 with
 
 {% if is_incremental() -%}
 touched_requests as (
 
     select request_id from {{ ref('stg_data_lake__apigw_logs') }}
-    where loaded_at > {{ incremental_watermark('last_loaded_at') }}
+    where (
+            loaded_at > {{ incremental_watermark('last_loaded_at') }}
+            and request_id not in (select request_id from {{ this }})
+        )
         or {{ in_partition_window('requested_at') }}
     union
     select request_id from {{ ref('stg_data_lake__lambda_logs') }}
     where loaded_at > {{ incremental_watermark('last_loaded_at') }}
+        and request_id not in (select request_id from {{ this }} where has_lambda_record)
 
 ),
 
@@ -67,7 +72,8 @@ joined as (
         case
             when lambdas.loaded_at > gateway.loaded_at then lambdas.loaded_at
             else gateway.loaded_at
-        end as last_loaded_at
+        end as last_loaded_at,
+        {{ transformed_at() }} as transformed_at
 
     from gateway
     left join lambdas

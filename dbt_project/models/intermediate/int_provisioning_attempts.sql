@@ -10,7 +10,7 @@ with
 {% if is_incremental() -%}
 touched_tokens as (
 
-    {{ tokens_touched_since_last_run('token_loaded_at', include_wallet_events=true,
+    {{ tokens_touched_since_last_run(include_wallet_events=true,
                                      event_types=provisioning_events) }}
 
 ),
@@ -63,8 +63,7 @@ milestones as (
         max(case when to_state = 'ProvisionFailed' then reason_code end) as failure_reason_code,
         max(case when to_state = 'ProvisionFailed' then actor end) as failed_by,
         min(case when to_state = 'WalletActive' then occurred_at end) as wallet_active_at,
-        min(case when to_state = 'TokenActive' then occurred_at end) as first_token_active_at,
-        max(loaded_at) as transitions_loaded_at
+        min(case when to_state = 'TokenActive' then occurred_at end) as first_token_active_at
 
     from transitions
     group by token_ref
@@ -83,8 +82,7 @@ api_calls as (
         max(case when event_type = 'provision_response' and http_status = 200 then request_id end) as accepted_request_id,
         min(case when event_type = 'idv_challenge' then event_time end) as idv_challenged_at,
         max(case when event_type = 'idv_result' then event_time end) as idv_completed_at,
-        max(case when event_type = 'idv_result' then idv_outcome end) as idv_outcome,
-        max(loaded_at) as events_loaded_at
+        max(case when event_type = 'idv_result' then idv_outcome end) as idv_outcome
 
     from wallet_events
     group by token_ref
@@ -120,11 +118,7 @@ joined as (
         api_calls.idv_challenged_at,
         api_calls.idv_completed_at,
         api_calls.idv_outcome,
-        case
-            when api_calls.events_loaded_at > milestones.transitions_loaded_at
-                then api_calls.events_loaded_at
-            else milestones.transitions_loaded_at
-        end as token_loaded_at
+        {{ transformed_at() }} as transformed_at
 
     from requests
     left join milestones

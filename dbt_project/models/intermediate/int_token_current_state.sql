@@ -6,7 +6,7 @@ with
 {% if is_incremental() -%}
 touched_tokens as (
 
-    {{ tokens_touched_since_last_run('token_loaded_at') }}
+    {{ tokens_touched_since_last_run() }}
 
 ),
 
@@ -26,8 +26,7 @@ ranked as (
         *,
         row_number() over (
             partition by token_ref order by token_version desc
-        ) as recency_rank,
-        max(loaded_at) over (partition by token_ref) as token_loaded_at
+        ) as recency_rank
 
     from transitions
 
@@ -46,7 +45,7 @@ final as (
         recorded_at as state_recorded_at,
         actor as state_changed_by,
         reason_code as state_reason_code,
-        token_loaded_at
+        {{ transformed_at() }} as transformed_at
 
     from ranked
     where recency_rank = 1

@@ -7,7 +7,7 @@ with
 {% if is_incremental() -%}
 touched_tokens as (
 
-    {{ tokens_touched_since_last_run('token_loaded_at') }}
+    {{ tokens_touched_since_last_run() }}
 
 ),
 
@@ -45,8 +45,7 @@ spans as (
         ) as exited_by,
         row_number() over (
             partition by token_ref, to_state order by token_version
-        ) as state_visit_number,
-        max(loaded_at) over (partition by token_ref) as token_loaded_at
+        ) as state_visit_number
 
     from transitions
 
@@ -71,7 +70,7 @@ final as (
         next_state,
         {{ round_to(seconds_between('entered_at', 'exited_at'), 3) }} as duration_seconds,
         exited_at is null as is_current,
-        token_loaded_at
+        {{ transformed_at() }} as transformed_at
 
     from spans
 

@@ -1,7 +1,9 @@
 {{ config(materialized='incremental', unique_key='transition_id') }}
 {#- The deduplicated transition log, materialized incrementally: each run copies the rows
-    loaded since the last one (minus the lookback) from the staging view, so the window that
-    dedupes runs once per build and downstream models read a table. Flags rows whose text
+    loaded since the last one that are not here yet (rows loaded up to var('lookback_hours')
+    before the newest are looked at again, for loads that commit out of order) and stamps
+    them with the run's start (transformed_at): the per-token models downstream recompute the
+    tokens of those rows. The staging view's dedupe runs once per build. Flags rows whose text
     holds a run of 13-19 digits, the candidates of the card-number scan. -#}
 {%- set text_columns = ['token_ref', 'event_id', 'from_state', 'to_state', 'actor',
                         'reason_code', 'decision', 'idv_method', 'wallet_id', 'network',
@@ -12,7 +14,13 @@ transitions as (
 
     select * from {{ ref('stg_state_service__token_state_transitions') }}
     {% if is_incremental() -%}
-    where loaded_at > {{ incremental_watermark('loaded_at') }}
+    where (
+            loaded_at > {{ incremental_watermark('loaded_at') }}
+            and transition_id not in (
+                select transition_id from {{ this }}
+                where loaded_at > {{ incremental_watermark('loaded_at') }}
+            )
+        )
         or {{ in_partition_window('occurred_at') }}
     {%- endif %}
 
@@ -22,6 +30,7 @@ final as (
 
     select
         *,
+        {{ transformed_at() }} as transformed_at,
         {{ regexp_contains(text_columns_joined(text_columns), pan_candidate_pattern()) }} as has_pan_candidate
 
     from transitions

@@ -13,7 +13,13 @@ wallet_events as (
 
     select * from {{ ref('stg_wallet_stream__wallet_events') }}
     {% if is_incremental() -%}
-    where loaded_at > {{ incremental_watermark('loaded_at') }}
+    where (
+            loaded_at > {{ incremental_watermark('loaded_at') }}
+            and event_id not in (
+                select event_id from {{ this }}
+                where loaded_at > {{ incremental_watermark('loaded_at') }}
+            )
+        )
         or {{ in_partition_window('event_time') }}
     {%- endif %}
 
@@ -23,6 +29,7 @@ final as (
 
     select
         *,
+        {{ transformed_at() }} as transformed_at,
         {{ regexp_contains(text_columns_joined(text_columns), pan_candidate_pattern()) }} as has_pan_candidate
 
     from wallet_events

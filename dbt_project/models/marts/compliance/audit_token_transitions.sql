@@ -9,7 +9,7 @@ with
 {% if is_incremental() -%}
 touched_tokens as (
 
-    {{ tokens_touched_since_last_run('token_loaded_at') }}
+    {{ tokens_touched_since_last_run() }}
 
 ),
 
@@ -48,7 +48,6 @@ chained as (
         lag(transitions.to_state) over (
             partition by transitions.token_ref order by transitions.token_version
         ) as previous_to_state,
-        max(transitions.loaded_at) over (partition by transitions.token_ref) as token_loaded_at,
         {{ dbt.concat([
             'transitions.token_ref', "'|'",
             'cast(transitions.token_version as ' ~ dbt.type_string() ~ ')', "'|'",
@@ -127,7 +126,7 @@ final as (
             else 'not_verified_in_sql'
             {%- endif %}
         end as chain_status,
-        verified.token_loaded_at
+        {{ transformed_at() }} as transformed_at
 
     from verified
     left join legal_transitions

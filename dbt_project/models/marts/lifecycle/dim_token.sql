@@ -7,7 +7,7 @@ with
 {% if is_incremental() -%}
 touched_tokens as (
 
-    {{ tokens_touched_since_last_run('token_loaded_at', include_wallet_events=true) }}
+    {{ tokens_touched_since_last_run(include_wallet_events=true) }}
 
 ),
 
@@ -57,8 +57,7 @@ transition_activity as (
         token_ref,
         min(occurred_at) as first_transition_at,
         max(occurred_at) as last_transition_at,
-        count(*) as transitions,
-        max(loaded_at) as transitions_loaded_at
+        count(*) as transitions
 
     from transitions
     group by token_ref
@@ -72,8 +71,7 @@ event_activity as (
         min(event_time) as first_event_at,
         max(event_time) as last_event_at,
         count(*) as wallet_events,
-        {{ count_if("event_type = 'token_used'") }} as authorisations,
-        max(loaded_at) as events_loaded_at
+        {{ count_if("event_type = 'token_used'") }} as authorisations
 
     from wallet_events
     group by token_ref
@@ -113,11 +111,7 @@ final as (
         transition_activity.transitions,
         coalesce(event_activity.wallet_events, 0) as wallet_events,
         coalesce(event_activity.authorisations, 0) as authorisations,
-        case
-            when event_activity.events_loaded_at > transition_activity.transitions_loaded_at
-                then event_activity.events_loaded_at
-            else transition_activity.transitions_loaded_at
-        end as token_loaded_at
+        {{ transformed_at() }} as transformed_at
 
     from current_state
     inner join transition_activity

@@ -1,14 +1,13 @@
 {{ config(materialized='incremental', unique_key='transition_id') }}
-{#- One row per recorded transition. Incremental: each run reads the rows loaded since the
-    newest one already here, minus var('lookback_hours'), and replaces them by transition_id. -#}
+{#- One row per recorded transition. Incremental: each run adds (or replaces, by
+    transition_id) the rows int_token_transitions copied since this model's last run. -#}
 with
 
 transitions as (
 
     select * from {{ ref('int_token_transitions') }}
     {% if is_incremental() -%}
-    where loaded_at > {{ incremental_watermark('loaded_at') }}
-        or {{ in_partition_window('occurred_at') }}
+    where transformed_at > {{ last_transformed_at() }}
     {%- endif %}
 
 ),
@@ -52,7 +51,8 @@ final as (
             else legal_transitions.transition_key is not null
         end as is_legal_transition,
         transitions.loaded_at,
-        transitions.source_location
+        transitions.source_location,
+        transitions.transformed_at
 
     from transitions
     left join states

@@ -8,8 +8,7 @@ attempts as (
 
     select * from {{ ref('int_provisioning_attempts') }}
     {% if is_incremental() -%}
-    where token_loaded_at > {{ incremental_watermark('token_loaded_at') }}
-        or {{ in_partition_window('requested_at') }}
+    where transformed_at > {{ last_transformed_at() }}
     {%- endif %}
 
 ),
@@ -47,7 +46,7 @@ final as (
         server_error_api_calls,
         accepted_request_id,
         accepted_call_latency_ms,
-        token_loaded_at
+        transformed_at
 
     from attempts
 
