@@ -13,3 +13,17 @@ def show_cmd() -> None:
     from state_service.lifecycle import as_dict
 
     typer.echo(json.dumps(as_dict(), indent=2))
+
+
+@app.command("seed")
+def seed_cmd(check: bool = typer.Option(False, "--check",
+                                        help="Write nothing; exit 1 when a seed is stale.")
+             ) -> None:
+    """Write dbt's lifecycle seeds (states, transitions, reason codes) from lifecycle.py."""
+    import runpy
+
+    from state_service import config
+
+    script = config.project_root() / "dbt_project" / "generate_seeds.py"
+    main = runpy.run_path(str(script))["main"]
+    raise typer.Exit(main(["--check"] if check else []))

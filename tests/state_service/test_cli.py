@@ -13,6 +13,7 @@ CLI = [sys.executable, "-m", "orchestration.cli"]
 
 @pytest.mark.parametrize("args", [[], ["serve"], ["db"], ["db", "migrate"], ["db", "info"],
                                   ["audit"], ["audit", "verify"], ["lifecycle", "show"],
+                                  ["lifecycle", "seed"], ["ingest"], ["datadog", "push"],
                                   ["demo"]])
 def test_help_on_every_subcommand(args):
     r = subprocess.run(CLI + args + ["--help"], capture_output=True, text=True, timeout=60)
@@ -34,3 +35,10 @@ def test_bad_configuration_is_one_readable_line():
     assert r.returncode == 1
     assert r.stderr.startswith("error: OperationalError:")
     assert "Traceback" not in r.stderr
+
+
+def test_lifecycle_seeds_are_current():
+    r = subprocess.run(CLI + ["lifecycle", "seed", "--check"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "match state_service/lifecycle.py" in r.stdout
