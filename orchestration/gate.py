@@ -47,6 +47,11 @@ def days_of(window) -> list[date]:
     return days
 
 
+def partition_label(days: list[date]) -> str:
+    """How events and logs name a run's partition: one day, or a range."""
+    return f"{days[0]}..{days[-1]}" if len(days) > 1 else str(days[0])
+
+
 def run_kpi_suite(wh, relation: str, day_column: str, suite_name: str, days: list[date]):
     """The suite on each day; one result for the range (failed days listed first)."""
     from quality import suites
@@ -103,6 +108,6 @@ def quality_gate(context: dg.AssetCheckExecutionContext, warehouse: WarehouseRes
                                   description=result.summary[:2000],
                                   metadata={"observed": dg.MetadataValue.json(result.metadata)})
     if failures:
-        partition = f"{days[0]}..{days[-1]}" if len(days) > 1 else str(days[0])
+        partition = partition_label(days)
         context.log.warning(f"publication of {partition} withheld: {sorted(failures)}")
         datadog.withhold(partition, failures)

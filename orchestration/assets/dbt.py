@@ -6,6 +6,7 @@ as a single dbt invocation) passes the range to dbt as ``partition_start`` / ``p
 so incremental models re-process those days besides their usual lookback.
 """
 
+import functools
 import json
 import os
 import sys
@@ -115,9 +116,8 @@ def tokenwatch_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource):
 def with_row_counts(context: dg.AssetExecutionContext, events: list) -> list:
     from ingestion.warehouse import open_warehouse
 
-    manifest = json.loads(dbt_project.manifest_path.read_text())
     relations = {TRANSLATOR.get_asset_key(node): f"{node['schema']}.{node['alias']}"
-                 for node in manifest["nodes"].values()
+                 for node in manifest()["nodes"].values()
                  if node["resource_type"] in ("model", "seed", "snapshot")}
     wh = open_warehouse(create=False)
     try:
@@ -136,11 +136,16 @@ def with_row_counts(context: dg.AssetExecutionContext, events: list) -> list:
         wh.close()
 
 
+@functools.cache
+def manifest() -> dict:
+    """dbt's manifest, read once: the definitions were built from it at import."""
+    return json.loads(dbt_project.manifest_path.read_text())
+
+
 def mart_relation(model: str) -> str:
     """``schema.table`` of a dbt model in the warehouse, from the manifest (the schema depends
     on the target's base schema; the database is the connection's own)."""
-    manifest = json.loads(dbt_project.manifest_path.read_text())
-    node = manifest["nodes"].get(f"model.tokenwatch.{model}")
+    node = manifest()["nodes"].get(f"model.tokenwatch.{model}")
     if node is None:
         raise KeyError(f"no dbt model named {model!r} in {dbt_project.manifest_path}")
     return f"{node['schema']}.{node['alias']}"

@@ -5,22 +5,19 @@ blocking check stops it: nothing of that partition reaches Datadog. Re-publishin
 sends the same points (Datadog keeps the last value per series and timestamp).
 """
 
-import json
-
 import dagster as dg
 
-from orchestration.gate import GATED_ASSETS, days_of
+from orchestration.gate import GATED_ASSETS, days_of, partition_label
 from orchestration.kpis import KPI_MARTS, kpi_points
 from orchestration.partitions import DAILY
 from orchestration.resources import DatadogResource, WarehouseResource, env_name
 
 
 def _kpi_deps() -> list[dg.AssetKey]:
-    from orchestration.assets.dbt import TRANSLATOR, dbt_project
+    from orchestration.assets.dbt import TRANSLATOR, manifest
 
-    marts = {f"model.tokenwatch.{m}" for m in KPI_MARTS}
-    manifest = json.loads(dbt_project.manifest_path.read_text())
-    keys = [TRANSLATOR.get_asset_key(manifest["nodes"][uid]) for uid in sorted(marts)]
+    nodes = manifest()["nodes"]
+    keys = [TRANSLATOR.get_asset_key(nodes[f"model.tokenwatch.{m}"]) for m in sorted(KPI_MARTS)]
     return sorted(set(keys) | set(GATED_ASSETS), key=lambda k: k.to_user_string())
 
 
@@ -41,7 +38,7 @@ def datadog_kpis(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         points = [p for day in days
                   for p in kpi_points(wh.query, mart_relation, day, env_name())]
     result = publish(points, options)
-    partition = f"{days[0]}..{days[-1]}" if len(days) > 1 else str(days[0])
+    partition = partition_label(days)
     publication_done(partition, result, options, env=env_name())
     context.log.info(f"published {result.points} KPI points for {partition}")
     return dg.MaterializeResult(metadata={
