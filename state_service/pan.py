@@ -1,19 +1,56 @@
-"""Detection of card numbers (PANs): the one place the Luhn rule lives.
+"""Detection of card numbers (PANs): the one rule, used everywhere.
 
-The state service refuses a ``card_ref`` that looks like a PAN, and the audit scans look for
-PAN-like digit runs in free text with the same rule.
+The state service refuses any request field holding a PAN-like value, ingestion quarantines
+records whose *decoded* values hold one, the gate scans the warehouse with it, and the dbt macro
+``pan_like_runs`` (``dbt_project/macros/pan.sql``) is the same rule in SQL. The table of cases
+both must agree on is ``tests/pan_cases.py``.
+
+The rule. A text is first normalised:
+
+1. Unicode NFKC (full-width digits become ASCII, a no-break space a space);
+2. every other Unicode decimal digit (Arabic-Indic, Devanagari, ...) becomes its ASCII digit;
+3. invisible characters (format and combining marks: zero-width spaces, soft hyphens) go;
+4. every whitespace character becomes a space and every Unicode dash a ``-``.
+
+Hex digests (a hex word of 20 or more characters holding a letter, such as a sha256, an md5 or
+an etag) and UUIDs are then set aside: their digit stretches are chance, not card numbers.
+
+A *PAN-like run* is then a run of 13-19 digits, written either
+
+- contiguously (a maximal run of ASCII digits; letters around it do not hide it), or
+- in groups of 3-6 digits joined by one separator (space, ``-`` or ``.``), as card numbers are
+  printed: ``4111 1111 1111 1111``, ``3782-822463-10005``,
+
+whose first digit is a card network's (2-6) and which passes the Luhn check. Epoch
+milliseconds (``1700000000000``) start with 1, Kinesis sequence numbers are 56 digits long and
+dates have groups of two: none of them trips the rule.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Iterator
+from typing import Any
 
 PAN_MIN_DIGITS = 13
 PAN_MAX_DIGITS = 19
-#: A digit run that stands alone: not part of a longer word such as a hex hash or a UUID,
-#: whose digit stretches would otherwise pass the Luhn check one time in ten.
-_DIGIT_RUN = re.compile(
-    rf"(?<![0-9A-Za-z])\d{{{PAN_MIN_DIGITS},{PAN_MAX_DIGITS}}}(?![0-9A-Za-z])")
+#: First digits of the card networks' ranges (2: Mastercard 2-series, 3: Amex/Diners/JCB,
+#: 4: Visa, 5: Mastercard, 6: Discover/UnionPay/Maestro).
+NETWORK_FIRST_DIGITS = frozenset("23456")
+#: Group sizes of a printed card number (4-4-4-4, 4-6-5, 4-6-4, 4-4-4-4-3, ...).
+GROUP_MIN_DIGITS, GROUP_MAX_DIGITS = 3, 6
+SEPARATORS = " -."
+REDACTED = "[PAN-REDACTED]"
+
+_DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2043\u2212\u2e3a\u2e3b\u301c\ufe58\ufe63\uff0d"
+_ASCII_DIGIT = frozenset("0123456789")
+_HEX_WORD = re.compile(
+    r"(?<![0-9A-Za-z])(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}"
+    r"-[0-9A-Fa-f]{12}|(?=[0-9A-Fa-f]*[A-Fa-f])[0-9A-Fa-f]{20,})(?![0-9A-Za-z])")
+#: Digit groups joined by single separators (a maximal run of them).
+_GROUPED = re.compile(r"[0-9]+(?:[ .\-][0-9]+)*")
+_GROUP = re.compile(r"[0-9]+")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -29,16 +66,115 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def looks_like_pan(value: str) -> bool:
-    """True when the whole value is a 13-19 digit string that passes the Luhn check."""
-    return (
-        value.isascii()
-        and value.isdigit()
-        and PAN_MIN_DIGITS <= len(value) <= PAN_MAX_DIGITS
-        and luhn_valid(value)
-    )
+def _is_pan_digits(digits: str) -> bool:
+    return (PAN_MIN_DIGITS <= len(digits) <= PAN_MAX_DIGITS
+            and digits[0] in NETWORK_FIRST_DIGITS and luhn_valid(digits))
+
+
+def normalise(text: str) -> str:
+    """The text the rule reads (steps 1-4 of the module's docstring)."""
+    if text.isascii():
+        return "".join(" " if c.isspace() else c for c in text) if not text.isprintable() \
+            else text
+    text = unicodedata.normalize("NFKC", text)
+    out = []
+    for c in text:
+        if c in _ASCII_DIGIT:
+            out.append(c)
+        elif c.isspace():
+            out.append(" ")
+        elif c in _DASHES:
+            out.append("-")
+        elif unicodedata.category(c) in ("Cf", "Mn", "Me"):
+            continue
+        elif (d := unicodedata.decimal(c, None)) is not None:
+            out.append(str(d))
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def _runs(norm: str) -> Iterator[tuple[int, int, str]]:
+    """(start, end, digits) of every PAN-like run in normalised text."""
+    masked = _HEX_WORD.sub(lambda m: "#" * len(m.group()), norm) if len(norm) >= 20 else norm
+    for run in _GROUPED.finditer(masked):
+        groups = [(m.start() + run.start(), m.end() + run.start(), m.group())
+                  for m in _GROUP.finditer(run.group())]
+        found_in_run: list[tuple[int, int, str]] = []
+        for start, end, digits in groups:  # contiguous runs
+            if _is_pan_digits(digits):
+                found_in_run.append((start, end, digits))
+        for i in range(len(groups)):  # printed groups: windows of 3-6 digit groups
+            digits = ""
+            for j in range(i, len(groups)):
+                group = groups[j][2]
+                if not GROUP_MIN_DIGITS <= len(group) <= GROUP_MAX_DIGITS:
+                    break
+                digits += group
+                if len(digits) > PAN_MAX_DIGITS:
+                    break
+                if j > i and _is_pan_digits(digits):
+                    found_in_run.append((groups[i][0], groups[j][1], digits))
+        yield from found_in_run
 
 
 def find_pan_like(text: str) -> list[str]:
-    """Every 13-19 digit run inside ``text`` that passes the Luhn check."""
-    return [m.group(0) for m in _DIGIT_RUN.finditer(text) if luhn_valid(m.group(0))]
+    """The digits of every PAN-like run in ``text`` (empty: none)."""
+    if not isinstance(text, str) or len(text) < PAN_MIN_DIGITS:
+        return []
+    return [digits for _, _, digits in _runs(normalise(text))]
+
+
+def looks_like_pan(value: object) -> bool:
+    """True when ``value`` (a string or a number) holds a PAN-like run anywhere."""
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, int):
+        return bool(find_pan_like(str(value)))
+    if isinstance(value, float):
+        return value.is_integer() and abs(value) < 1e20 and bool(find_pan_like(str(int(value))))
+    return bool(find_pan_like(value)) if isinstance(value, str) else False
+
+
+def pan_fields(value: Any, path: str = "") -> list[str]:
+    """The paths (``a.b[2]``) of every key or value holding a PAN-like run in decoded JSON."""
+    found: list[str] = []
+    stack: list[tuple[str, Any]] = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                child_path = f"{where}.{key}" if where else str(key)
+                if looks_like_pan(key):
+                    found.append(f"{where or '(top level)'} key")
+                stack.append((child_path, child))
+        elif isinstance(item, list):
+            stack.extend((f"{where}[{i}]", child) for i, child in enumerate(item))
+        elif looks_like_pan(item):
+            found.append(where or "(value)")
+    return sorted(set(found))
+
+
+def mask(digits: str) -> str:
+    """A PAN shown as PCI DSS allows at most: ``4111111111111111`` -> ``411111******1111``."""
+    return digits[:6] + "*" * (len(digits) - 10) + digits[-4:]
+
+
+def redact(text: str, replacement: str | None = None) -> str:
+    """``text`` with every PAN-like run replaced (by its mask, or by ``replacement``). A text
+    holding one comes back normalised, the form the rule read it in."""
+    if not find_pan_like(text):
+        return text
+    norm = normalise(text)
+    merged: list[list] = []  # overlapping windows of one run become one span
+    for start, end, digits in sorted(_runs(norm)):
+        if merged and start < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end, digits])
+    out, at = [], 0
+    for start, end, digits in merged:
+        out += [norm[at:start], replacement if replacement is not None else mask(digits)]
+        at = end
+    out.append(norm[at:])
+    return "".join(out)
