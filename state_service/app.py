@@ -2,32 +2,41 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from collections.abc import Iterable
 from contextlib import asynccontextmanager
+from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
+import psycopg
+from fastapi import Depends, FastAPI, Path, Request, Security
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import ConnectionPool
-from pydantic import ValidationError
+from pydantic import AfterValidator, ValidationError
 
 from state_service import config, lifecycle
+from state_service.guard import Guard
 from state_service.metrics import ServiceMetrics
 from state_service.migrate import migrate
 from state_service.schemas import (
+    IDENTIFIER,
+    BatchCreate,
     BatchRequest,
     BatchResponse,
     BatchResult,
+    BatchTransition,
     CreateToken,
     ErrorBody,
+    Health,
     IllegalTransition,
+    InvalidRequest,
     TokenDetail,
     TokenState,
     TransitionRequest,
+    _no_pan,
 )
 from state_service.store import (
     DatabaseUnavailable,
@@ -38,24 +47,27 @@ from state_service.store import (
 )
 
 log = logging.getLogger("tokenwatch.state_service")
-_bearer = HTTPBearer(auto_error=False)
+TokenRefPath = Annotated[str, Path(pattern=IDENTIFIER), AfterValidator(_no_pan)]
+#: Documents the bearer scheme in the OpenAPI; the check itself runs in ``guard.Guard``, before
+#: the body is read.
+_bearer = HTTPBearer(auto_error=False, description=(
+    "A write key (TOKENWATCH_API_KEYS) for writes; a read key (TOKENWATCH_READ_KEYS) or a "
+    "write key for reads."))
 
 
-def _unauthorized() -> JSONResponse:
-    return JSONResponse({"error": "unauthorized",
-                         "message": "writes need 'Authorization: Bearer <key>' with a valid key"},
-                        status_code=401, headers={"WWW-Authenticate": "Bearer"})
-
-
-class _Unauthorized(Exception):
-    pass
+def _documents_bearer(creds: HTTPAuthorizationCredentials | None = Security(_bearer)) -> None:
+    """OpenAPI only: states that the operation takes a bearer key (the Guard enforces it)."""
 
 
 def create_app(dsn: str, api_keys: Iterable[str] | None = None,
                metrics: ServiceMetrics | None = None, pool_size: int = 16,
-               run_migrations: bool = True) -> FastAPI:
-    """Build the service for the database at ``dsn``. Keys default to TOKENWATCH_API_KEYS."""
+               run_migrations: bool = True, read_keys: Iterable[str] | None = None,
+               max_body_bytes: int | None = None) -> FastAPI:
+    """Build the service for the database at ``dsn``. Keys default to TOKENWATCH_API_KEYS
+    (write) and TOKENWATCH_READ_KEYS (read), the body limit to TOKENWATCH_MAX_BODY_BYTES."""
     keys = tuple(api_keys if api_keys is not None else config.api_keys())
+    readers = tuple(read_keys if read_keys is not None else config.read_keys())
+    limit = max_body_bytes or config.max_body_bytes()
     metrics = metrics or ServiceMetrics.from_env()
     pool = ConnectionPool(dsn, min_size=2, max_size=pool_size, open=False, timeout=5,
                           reconnect_timeout=0, name="tokenwatch-state")
@@ -76,17 +88,9 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
         metrics.close()
 
     app = FastAPI(title="tokenwatch state service", version="1", lifespan=lifespan,
-                  description="Records provisioning and payment-token state transitions.")
+                  description=DESCRIPTION.format(limit=limit))
     app.state.store = store
-
-    def require_key(creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
-        given = creds.credentials.encode() if creds else b""
-        if not creds or not any(hmac.compare_digest(given, k.encode()) for k in keys):
-            raise _Unauthorized()
-
-    @app.exception_handler(_Unauthorized)
-    async def _on_unauthorized(request: Request, exc: _Unauthorized):
-        return _unauthorized()
+    app.add_middleware(Guard, write_keys=keys, read_keys=readers, max_body_bytes=limit)
 
     @app.exception_handler(StoreError)
     async def _on_store_error(request: Request, exc: StoreError):
@@ -96,6 +100,12 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
     @app.exception_handler(RequestValidationError)
     async def _on_invalid(request: Request, exc: RequestValidationError):
         return JSONResponse(invalid_body(exc.errors(), skip=1), status_code=422)
+
+    @app.exception_handler(psycopg.DataError)
+    async def _on_data_error(request: Request, exc: psycopg.DataError):
+        # The schema should have refused it; PostgreSQL did. Never the value, never a 500.
+        log.warning("PostgreSQL refused a value the schema accepted: %s", exc.__class__.__name__)
+        return JSONResponse(DATA_ERROR, status_code=422)
 
     @app.middleware("http")
     async def _timing(request: Request, call_next):
@@ -118,26 +128,52 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
         status, body = _record(outcome)
         return JSONResponse(body, status_code=status)
 
-    errors = {401: {"model": ErrorBody}, 409: {"model": ErrorBody}, 503: {"model": ErrorBody}}
+    secured = [Depends(_documents_bearer)]
+    read_errors = {401: {"model": ErrorBody, "description": "No key or an unknown key"},
+                   503: {"model": ErrorBody, "description": "The database is unavailable"}}
+    write_errors = read_errors | {
+        403: {"model": ErrorBody, "description": "A read key on a write"},
+        413: {"model": ErrorBody, "description": "The body is larger than the limit"},
+        422: {"model": InvalidRequest, "description": "The body breaks the contract"},
+    }
+    replayed = {200: {"model": TokenState,
+                      "description": "A replay: this event_id with this body was recorded "
+                                     "before; nothing new is recorded"}}
+    created = {"model": TokenState, "description": "Recorded",
+               "links": {"TransitionThisToken": {
+                   "operationId": "post_transition",
+                   "parameters": {"token_ref": "$response.body#/token_ref"}},
+                   "ReadThisToken": {"operationId": "get_token",
+                                     "parameters": {"token_ref": "$response.body#/token_ref"}}}}
 
-    @app.post("/v1/tokens", status_code=201, response_model=TokenState, responses=errors,
-              dependencies=[Depends(require_key)])
+    @app.post("/v1/tokens", status_code=201, response_model=TokenState,
+              operation_id="create_token", dependencies=secured,
+              responses=write_errors | replayed | {201: created, 409: {
+                  "model": ErrorBody, "description": "token_exists or event_id_conflict"}})
     def create_token(body: CreateToken):
         """Create a token in TokenRequested. Replaying the same event_id answers 200."""
         return _answer(store.create_token(body))
 
     @app.post("/v1/tokens/{token_ref}/transitions", status_code=201, response_model=TokenState,
-              responses=errors | {404: {"model": ErrorBody}},
-              dependencies=[Depends(require_key)])
-    def post_transition(token_ref: str, body: TransitionRequest):
+              operation_id="post_transition", dependencies=secured,
+              responses=write_errors | replayed | {
+                  201: created,
+                  404: {"model": ErrorBody, "description": "No such token"},
+                  409: {"model": IllegalTransition | ErrorBody,
+                        "description": "illegal_transition (with the allowed states) or "
+                                       "event_id_conflict"}})
+    def post_transition(token_ref: TokenRefPath, body: TransitionRequest):
         """Move a token to ``to_state``. Illegal moves answer 409 with the allowed states."""
         return _answer(store.transition(token_ref, body))
 
-    @app.post("/v1/batch", response_model=BatchResponse, responses=errors,
-              dependencies=[Depends(require_key)])
+    @app.post("/v1/batch", response_model=BatchResponse, operation_id="post_batch",
+              dependencies=secured, responses=write_errors)
     def post_batch(body: BatchRequest) -> BatchResponse:
         """Up to 1000 creations and transitions, applied in order, each exactly as its single
-        endpoint would (its own transaction, the same checks); one result per item."""
+        endpoint would (its own transaction, the same checks); one result per item, whose
+        status and body are what that endpoint would have answered. A bad item gets its own
+        422 and the others are still applied; once the database is unavailable, that item and
+        all later ones answer 503 and are not attempted."""
         results: list[BatchResult] = []
         for i, item in enumerate(body.items):
             try:
@@ -155,23 +191,34 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
                 status, err = store_error_body(exc)
                 results.append(BatchResult(index=i, status=status, body=err))
                 continue
+            except psycopg.DataError as exc:
+                log.warning("PostgreSQL refused a batch item the schema accepted: %s",
+                            exc.__class__.__name__)
+                results.append(BatchResult(index=i, status=422, body=DATA_ERROR))
+                continue
             status, ok = _record(outcome)
             results.append(BatchResult(index=i, status=status, body=ok))
         return BatchResponse(results=results)
 
-    @app.get("/v1/tokens/{token_ref}", response_model=TokenDetail,
-             responses={404: {"model": ErrorBody}, 503: {"model": ErrorBody}})
-    def get_token(token_ref: str):
+    @app.get("/v1/tokens/{token_ref}", response_model=TokenDetail, operation_id="get_token",
+             dependencies=secured,
+             responses=read_errors | {
+                 404: {"model": ErrorBody, "description": "No such token"},
+                 422: {"model": InvalidRequest, "description": "token_ref breaks the contract"}})
+    def get_token(token_ref: TokenRefPath):
         """The token's current state and its full history."""
         return store.get_token(token_ref)
 
-    @app.get("/v1/lifecycle")
+    @app.get("/v1/lifecycle", operation_id="get_lifecycle", dependencies=secured,
+             responses={401: read_errors[401]})
     def get_lifecycle() -> dict:
         """The lifecycle state machine: states, legal transitions and attribute vocabularies."""
         return lifecycle.as_dict()
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=Health, operation_id="healthz",
+             responses={503: {"model": Health, "description": "The database is unavailable"}})
     def healthz():
+        """Liveness and the database's reachability. Needs no key; holds no data."""
         try:
             store.ping()
         except DatabaseUnavailable:
@@ -179,13 +226,40 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
                                 status_code=503)
         return {"status": "ok", "database": "ok"}
 
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version,
+                                 description=app.description, routes=app.routes)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in (BatchCreate, BatchTransition):  # the batch's items, by reference
+                item = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(item.pop("$defs", {}))
+                components[model.__name__] = item
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+DESCRIPTION = """Records provisioning and payment-token state transitions.
+
+Every operation but `/healthz` needs `Authorization: Bearer <key>`: a write key for writes, a
+read key or a write key for reads. Request bodies are limited to {limit} bytes (413 beyond).
+`occurred_at` must lie within the accepted window (README, `TOKENWATCH_OCCURRED_AT_MIN`).
+No field may hold a card number (PAN): such a request answers 422 naming the field, and no
+answer ever echoes an input value."""
+
+DATA_ERROR = {"error": "invalid_request", "fields": [{"field": "body", "message": (
+    "a value cannot be stored (PostgreSQL refused it)")}],
+    "message": "body: a value cannot be stored (PostgreSQL refused it)"}
 
 
 def store_error_body(exc: StoreError) -> tuple[int, dict]:
     """The status and JSON body of a refused write."""
     if isinstance(exc, IllegalTransitionError):
-        body = IllegalTransition(from_state=exc.from_state, to_state=exc.to_state,
+        body = IllegalTransition(message=str(exc), from_state=exc.from_state,
+                                 to_state=exc.to_state,
                                  allowed=list(lifecycle.allowed_from(exc.from_state)))
         return 409, body.model_dump(mode="json")
     return exc.status, {"error": exc.code, "message": str(exc)}
@@ -194,22 +268,26 @@ def store_error_body(exc: StoreError) -> tuple[int, dict]:
 def invalid_body(errors: Iterable[dict], skip: int) -> dict:
     """A 422 body naming each wrong field. Never echoes the input: it may be a card number."""
     fields = [{"field": ".".join(str(p) for p in e["loc"][skip:]) or "body",
-               "message": e["msg"]} for e in errors]
+               "message": _message(e)} for e in errors]
     return {"error": "invalid_request", "fields": fields,
             "message": "; ".join(f"{f['field']}: {f['message']}" for f in fields)}
 
 
+def _message(error: dict) -> str:
+    if error.get("type") == "value_error":  # our validators: "Value error, <message>"
+        return str(error["msg"]).removeprefix("Value error, ")
+    return str(error["msg"])
+
+
 def _apply_item(store: TransitionStore, item: dict) -> Outcome:
-    data = dict(item)
-    op = data.pop("op", None)
+    op = item.get("op") if isinstance(item, dict) else None
     if op == "create":
-        return store.create_token(CreateToken.model_validate(data))
+        body = BatchCreate.model_validate(item)
+        return store.create_token(CreateToken.model_validate(body.model_dump(exclude={"op"})))
     if op == "transition":
-        token_ref = data.pop("token_ref", None)
-        if not isinstance(token_ref, str):
-            raise ValidationError.from_exception_data("item", [
-                {"type": "missing", "loc": ("token_ref",), "input": None}])
-        return store.transition(token_ref, TransitionRequest.model_validate(data))
+        body = BatchTransition.model_validate(item)
+        return store.transition(body.token_ref, TransitionRequest.model_validate(
+            body.model_dump(exclude={"op", "token_ref"})))
     raise ValidationError.from_exception_data("item", [
         {"type": "literal_error", "loc": ("op",), "input": op,
          "ctx": {"expected": "'create' or 'transition'"}}])

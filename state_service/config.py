@@ -7,6 +7,7 @@ Secrets (API keys, DSNs with passwords) are never written to files by tokenwatch
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -44,3 +45,44 @@ def api_keys() -> frozenset[str]:
 def database_name() -> str:
     """``TOKENWATCH_PG_DATABASE``: the state service's database when no DSN names one."""
     return os.environ.get("TOKENWATCH_PG_DATABASE", "tokenwatch")
+
+
+def read_keys() -> frozenset[str]:
+    """``TOKENWATCH_READ_KEYS``: comma-separated bearer keys allowed to read (write keys may
+    read too)."""
+    raw = os.environ.get("TOKENWATCH_READ_KEYS", "")
+    return frozenset(k.strip() for k in raw.split(",") if k.strip())
+
+
+def _int_setting(name: str, default: int, minimum: int = 1) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def max_body_bytes() -> int:
+    """``TOKENWATCH_MAX_BODY_BYTES``: the largest request body the service reads (default
+    512 KiB; a batch of 1000 items of typical size is about 300 KB)."""
+    return _int_setting("TOKENWATCH_MAX_BODY_BYTES", 512 * 1024)
+
+
+def occurred_at_window() -> tuple[datetime, timedelta]:
+    """The accepted range of writers' timestamps (``occurred_at``): from
+    ``TOKENWATCH_OCCURRED_AT_MIN`` (default ``2000-01-01T00:00:00Z``) to now plus
+    ``TOKENWATCH_MAX_CLOCK_SKEW_S`` seconds (default 86400: one day of clock skew)."""
+    raw = os.environ.get("TOKENWATCH_OCCURRED_AT_MIN", "2000-01-01T00:00:00+00:00")
+    try:
+        earliest = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(f"TOKENWATCH_OCCURRED_AT_MIN is not an ISO-8601 timestamp: {raw!r}") \
+            from None
+    if earliest.tzinfo is None:
+        earliest = earliest.replace(tzinfo=UTC)
+    return earliest, timedelta(seconds=_int_setting("TOKENWATCH_MAX_CLOCK_SKEW_S", 86400, 0))

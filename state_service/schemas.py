@@ -1,80 +1,118 @@
-"""Request and response bodies of the state service's HTTP contract."""
+"""Request and response bodies of the state service's HTTP contract.
+
+The field rules live here as schema (patterns, enums, the conditional decision/``idv_method``
+rule), so ``/openapi.json`` states exactly what the service accepts. Vocabularies come from
+``state_service.lifecycle``; the card-number rule from ``state_service.pan``.
+"""
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
-from typing import Annotated, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
-from state_service import lifecycle
+from state_service import config, lifecycle
 from state_service.lifecycle import State
 from state_service.pan import looks_like_pan
 
+#: token_ref, event_id: letters, digits and ``._:-`` (never ``|``: the hash chain's separator).
 IDENTIFIER = r"^[A-Za-z0-9._:\-]{1,128}$"
-_CUSTOM_WALLET = re.compile(lifecycle.CUSTOM_WALLET_PATTERN)
-
-Identifier = Annotated[str, Field(pattern=IDENTIFIER)]
-Actor = Literal["issuer", "cardholder", "wallet", "token_service", "system"]
-Network = Literal["visa", "mastercard"]
-TokenType = Literal["secure_element", "hce", "card_on_file"]
-Decision = Literal["green", "yellow", "red"]
-IdvMethod = Literal["otp_sms", "otp_email", "call_center", "issuer_app"]
+#: card_ref: an opaque reference or a PAR; base64 characters allowed, no spaces or controls.
+CARD_REF = r"^[A-Za-z0-9._:=+/\-]{1,128}$"
+#: wallet_id: a known wallet or a custom wallet id (the known ones match the same pattern).
+WALLET_ID = lifecycle.CUSTOM_WALLET_PATTERN
+PAN_MESSAGE = ("looks like a card number (PAN); send an opaque reference or a PAR, "
+               "never a card number")
 
 
-def _aware(value: datetime) -> datetime:
+def _no_pan(value: str) -> str:
+    if looks_like_pan(value):
+        raise ValueError(PAN_MESSAGE)
+    return value
+
+
+def _timestamp_string(value: Any) -> Any:
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an ISO-8601 timestamp string with a timezone offset, "
+                         "for example 2026-11-24T10:00:00Z")
+    return value
+
+
+def _in_window(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("must carry a timezone offset, for example 2026-11-24T10:00:00Z")
+    earliest, skew = config.occurred_at_window()
+    latest = datetime.now(UTC) + skew
+    if not earliest <= value <= latest:
+        raise ValueError(f"must lie between {earliest.isoformat()} and now plus "
+                         f"{int(skew.total_seconds())} s")
     return value
 
 
-def _reason(value: str | None) -> str | None:
-    if value is not None and value not in lifecycle.REASON_CODES:
-        raise ValueError(f"must be one of {', '.join(lifecycle.REASON_CODES)}")
-    return value
-
-
-def _wallet(value: str) -> str:
-    if value not in lifecycle.KNOWN_WALLETS and not _CUSTOM_WALLET.match(value):
-        raise ValueError(
-            f"must be one of {', '.join(lifecycle.KNOWN_WALLETS)} or a custom wallet id "
-            f"matching {lifecycle.CUSTOM_WALLET_PATTERN}")
-    return value
-
-
-def _card_ref(value: str) -> str:
-    if looks_like_pan(value):
-        raise ValueError("looks like a card number (13-19 digits passing the Luhn check); "
-                         "send an opaque card reference or a PAR, never a PAN")
-    return value
-
-
-AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
-ReasonCode = Annotated[str | None, AfterValidator(_reason)]
+Identifier = Annotated[str, Field(pattern=IDENTIFIER), AfterValidator(_no_pan)]
+WalletId = Annotated[str, Field(pattern=WALLET_ID, description=(
+    f"{', '.join(lifecycle.KNOWN_WALLETS)} or a custom wallet id")), AfterValidator(_no_pan)]
+CardRef = Annotated[str, Field(pattern=CARD_REF, description=(
+    "An opaque card reference or a PAR. A value holding a card number is refused.")),
+    AfterValidator(_no_pan)]
+OccurredAt = Annotated[datetime, BeforeValidator(_timestamp_string), AfterValidator(_in_window),
+                       Field(description="When it happened, by the writer's clock: ISO-8601 "
+                             "with a timezone offset, within the accepted window (README).")]
+Actor = Literal[lifecycle.ACTORS]  # type: ignore[valid-type]
+Network = Literal[lifecycle.NETWORKS]  # type: ignore[valid-type]
+TokenType = Literal[lifecycle.TOKEN_TYPES]  # type: ignore[valid-type]
+Decision = Literal[lifecycle.DECISIONS]  # type: ignore[valid-type]
+IdvMethod = Literal[lifecycle.IDV_METHODS]  # type: ignore[valid-type]
+ReasonCode = Literal[tuple(lifecycle.REASON_CODES)]  # type: ignore[valid-type]
 
 
 class CreateToken(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     token_ref: Identifier
-    wallet_id: Annotated[str, AfterValidator(_wallet)]
+    wallet_id: WalletId
     network: Network
     token_type: TokenType
-    card_ref: Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_card_ref)]
+    card_ref: CardRef
     event_id: Identifier
-    occurred_at: AwareDatetime
+    occurred_at: OccurredAt
     actor: Actor = "wallet"
 
 
+def _decision_rule_schema(schema: dict[str, Any]) -> None:
+    """The decision/idv_method rule as JSON Schema: a fuzzer driven by it sends bodies that
+    pass, and so reaches the storage code."""
+    pending = lifecycle.DECISION_STATE.value
+    absent = {"type": "null"}
+    schema["oneOf"] = [
+        {"properties": {"to_state": {"not": {"const": pending}},
+                        "decision": absent, "idv_method": absent}},
+        {"properties": {"to_state": {"const": pending},
+                        "decision": {"enum": [d for d in lifecycle.DECISIONS if d != "yellow"]},
+                        "idv_method": absent},
+         "required": ["decision"]},
+        {"properties": {"to_state": {"const": pending}, "decision": {"const": "yellow"},
+                        "idv_method": {"enum": list(lifecycle.IDV_METHODS)}},
+         "required": ["decision", "idv_method"]},
+    ]
+
+
 class TransitionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_decision_rule_schema)
 
     to_state: State
     event_id: Identifier
-    occurred_at: AwareDatetime
+    occurred_at: OccurredAt
     actor: Actor
-    reason_code: ReasonCode = None
+    reason_code: ReasonCode | None = None
     decision: Decision | None = None
     idv_method: IdvMethod | None = None
 
@@ -90,6 +128,21 @@ class TransitionRequest(BaseModel):
             raise ValueError(f"decision and idv_method are only allowed on "
                              f"{lifecycle.DECISION_STATE.value}")
         return self
+
+
+class BatchCreate(CreateToken):
+    """A creation inside ``POST /v1/batch``."""
+
+    op: Literal["create"]
+
+
+class BatchTransition(TransitionRequest):
+    """A transition inside ``POST /v1/batch``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_decision_rule_schema)
+
+    op: Literal["transition"]
+    token_ref: Identifier
 
 
 class TokenState(BaseModel):
@@ -125,28 +178,58 @@ class TokenDetail(BaseModel):
     history: list[TransitionRecord]
 
 
-class IllegalTransition(BaseModel):
-    error: Literal["illegal_transition"] = "illegal_transition"
-    from_state: State
-    to_state: State
-    allowed: list[State]
-
-
 class ErrorBody(BaseModel):
     error: str
     message: str
 
 
+class IllegalTransition(BaseModel):
+    error: Literal["illegal_transition"] = "illegal_transition"
+    message: str
+    from_state: State
+    to_state: State
+    allowed: list[State]
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="The field's path, e.g. ``occurred_at`` or ``body``.")
+    message: str
+
+
+class InvalidRequest(BaseModel):
+    """422: the body (or a path parameter) breaks the contract. Input values are never
+    echoed: one may be a card number."""
+
+    error: Literal["invalid_request"] = "invalid_request"
+    fields: list[FieldError]
+    message: str
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: Literal["ok", "unavailable"]
+
+
+def _batch_items_schema(schema: dict[str, Any]) -> None:
+    items = schema["properties"]["items"]
+    items["items"] = {"oneOf": [{"$ref": "#/components/schemas/BatchCreate"},
+                                {"$ref": "#/components/schemas/BatchTransition"}]}
+
+
 class BatchRequest(BaseModel):
     """Items are ``{"op": "create", ...CreateToken}`` or
-    ``{"op": "transition", "token_ref": ..., ...TransitionRequest}``."""
+    ``{"op": "transition", "token_ref": ..., ...TransitionRequest}``. Each item is checked on
+    its own: a bad item gets its own 422 result and the others are still applied."""
+
+    model_config = ConfigDict(json_schema_extra=_batch_items_schema)
 
     items: Annotated[list[dict], Field(min_length=1, max_length=1000)]
 
 
 class BatchResult(BaseModel):
     index: int
-    status: int
+    status: int = Field(description="What the item's own endpoint would have answered: 200, "
+                        "201, 404, 409, 422 or 503.")
     body: dict
 
 

@@ -49,7 +49,7 @@ class ServiceThread:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                httpx.get(f"{self.url}/v1/lifecycle", timeout=1)
+                httpx.get(f"{self.url}/healthz", timeout=1)
                 return self
             except httpx.TransportError:
                 time.sleep(0.05)

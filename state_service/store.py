@@ -147,7 +147,7 @@ class TransitionStore:
                                       body.token_ref, rhash)
                 if replay:
                     return replay
-                raise TokenExists(f"token {body.token_ref} already exists")
+                raise TokenExists("a token with this token_ref already exists")
             conn.execute(_INSERT, row)
         return Outcome(body.token_ref, State.TOKEN_REQUESTED, 1, created=True,
                        wallet_id=body.wallet_id, actor=body.actor)
@@ -166,7 +166,7 @@ class TransitionStore:
             if token is None:
                 if found is not None:
                     raise EventIdConflict("event_id was already used for a different request")
-                raise TokenNotFound(f"no token {token_ref}")
+                raise TokenNotFound("no such token")
             replay = self._replay(found, token_ref, rhash)
             if replay:
                 return replay
@@ -214,7 +214,7 @@ class TransitionStore:
                     " created_at, updated_at from tokens where token_ref = %s",
                     [token_ref]).fetchone()
                 if token is None:
-                    raise TokenNotFound(f"no token {token_ref}")
+                    raise TokenNotFound("no such token")
                 token["history"] = conn.execute(
                     "select version, event_id, from_state, to_state, actor, reason_code,"
                     " decision, idv_method, occurred_at, recorded_at, row_hash"
