@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +23,8 @@ class DuckDBWarehouse(Warehouse):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.con = duckdb.connect(str(self.path))
+        if self.path.stat().st_uid == os.getuid():
+            os.chmod(self.path, 0o600)  # it holds the warehouse's data: its owner's only
         self.con.execute("set timezone = 'UTC'")
         self._staged: list[str] = []
 

@@ -13,6 +13,8 @@ Endpoints (all under the ``DD-API-KEY`` header; 403 without it or with a wrong o
 A payload of the wrong shape gets 400 with ``{"errors": [reason]}``, as from Datadog. Every
 accepted write is appended to a JSON-lines file (``read_records`` reads it back), so tests and
 the demo can check exactly what reached "Datadog". Bodies may be deflate- or gzip-encoded.
+On start the file is replayed: dashboards and monitors come back with their ids (series and
+events stay records only), and new ids continue above every id issued before.
 
 Run it as ``python -m orchestration.local.intake --records FILE --api-key KEY`` or in a thread
 with ``IntakeThread``. The ``datadog`` package talks to it with ``api_host=<its url>``.
@@ -43,6 +45,9 @@ MONITOR_TYPES = {"metric alert", "query alert", "service check", "event alert",
                  "trace-analytics alert", "slo alert", "rum alert", "ci-pipelines alert",
                  "audit alert"}
 MAX_BODY = 5 * 1024 * 1024  # Datadog's limit for a series payload (uncompressed)
+OBJECT_ROUTES = {"/api/v1/dashboard": "dashboard", "/api/v1/monitor": "monitor"}
+FIRST_ID = {"dashboard": 1, "monitor": 1000}
+BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
 class Invalid(ValueError):
@@ -168,6 +173,26 @@ def validate_monitor(body: Any) -> None:
         raise Invalid("monitor.options must be an object")
 
 
+def dashboard_id(number: int) -> str:
+    """Dashboard ``number`` as an id of Datadog's shape (``abc-def-ghi``): nine base-36
+    digits, so that ids sort as their numbers do."""
+    digits = ""
+    for _ in range(9):
+        number, digit = divmod(number, 36)
+        digits = BASE36[digit] + digits
+    return f"{digits[:3]}-{digits[3:6]}-{digits[6:]}"
+
+
+def _id_number(kind: str, ident: Any) -> int | None:
+    """The number behind an id (older records hold random hex dashboard ids: base 36 too)."""
+    if kind == "monitor":
+        return ident if isinstance(ident, int) and not isinstance(ident, bool) else None
+    digits = ident.replace("-", "") if isinstance(ident, str) else ""
+    if len(digits) != 9 or any(c not in BASE36 for c in digits):
+        return None
+    return int(digits, 36)
+
+
 class Intake:
     """The intake's state: the records file, and the dashboards and monitors it holds."""
 
@@ -176,29 +201,37 @@ class Intake:
         self.records.parent.mkdir(parents=True, exist_ok=True)
         self.records.touch()
         self.api_key = api_key
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # held across applying a write and recording it
         self.dashboards: dict[str, dict] = {}
         self.monitors: dict[int, dict] = {}
-        self._next_monitor = 1000
+        self._next = dict(FIRST_ID)  # kind -> the number of the next id to issue
         self._replay()
 
     def _replay(self) -> None:
-        """Rebuild dashboards and monitors from the records, so a restart keeps them."""
+        """Rebuild dashboards and monitors from the records, so a restart keeps them. Series
+        and events are recorded data, not objects: they are left as they are. Every id ever
+        issued (deleted objects' too) moves the next id past it, so no id is issued twice."""
         for rec in read_records(self.records):
-            self._apply(rec["method"], rec["path"], rec.get("body"), rec.get("id"))
+            if rec.get("path") in OBJECT_ROUTES and rec.get("id") is not None:
+                self._apply(rec["method"], rec["path"], rec.get("body"), rec["id"])
 
-    def _apply(self, method: str, path: str, body: Any, ident: Any) -> Any:
-        kind = path.split("/")[3]
-        store = self.dashboards if kind == "dashboard" else self.monitors
+    def _apply(self, method: str, route: str, body: Any, ident: Any) -> Any:
+        kind = OBJECT_ROUTES[route]
+        store: dict[Any, dict] = self.dashboards if kind == "dashboard" else self.monitors
+        number = _id_number(kind, ident)
+        if number is not None:
+            self._next[kind] = max(self._next[kind], number + 1)
         if method == "DELETE":
             return store.pop(ident, None)
         obj = dict(body, id=ident)
         if kind == "dashboard":
             obj["url"] = f"/dashboard/{ident}"
-        else:
-            self._next_monitor = max(self._next_monitor, ident + 1)
         store[ident] = obj
         return obj
+
+    def _new_id(self, kind: str) -> str | int:
+        number = self._next[kind]
+        return dashboard_id(number) if kind == "dashboard" else number
 
     def record(self, method: str, path: str, body: Any, **extra: Any) -> None:
         line = json.dumps({"received_at": time.time(), "method": method, "path": path,
@@ -241,31 +274,29 @@ class Intake:
                 return 200, ({"dashboards": items} if dashboards else items)
             if method == "POST":
                 validate(body)
-                with self._lock:
-                    new_id: Any = (uuid.uuid4().hex[:3] + "-" + uuid.uuid4().hex[:3] + "-"
-                                   + uuid.uuid4().hex[:3]) if dashboards else self._next_monitor
+                with self._lock:  # the records file holds the writes in the order applied
+                    new_id = self._new_id(OBJECT_ROUTES[route])
                     obj = self._apply("POST", route, body, new_id)
-                self.record("POST", route, body, id=new_id)
+                    self.record("POST", route, body, id=new_id)
                 return 200, obj
             return 405, {"errors": [f"{method} not allowed on {route}"]}
         key: Any = ident if dashboards else (int(ident) if ident.isdigit() else ident)
-        if key not in store:
-            return 404, {"errors": [f"{route.rsplit('/', 1)[1]} {ident} not found"]}
-        if method == "GET":
-            return 200, store[key]
-        if method == "PUT":
-            validate(body)
-            with self._lock:
+        if method not in ("GET", "PUT", "DELETE"):
+            return 405, {"errors": [f"{method} not allowed on {route}/{ident}"]}
+        with self._lock:  # found and changed in one step: no update resurrects a deleted one
+            if key not in store:
+                return 404, {"errors": [f"{route.rsplit('/', 1)[1]} {ident} not found"]}
+            if method == "GET":
+                return 200, store[key]
+            if method == "PUT":
+                validate(body)
                 obj = self._apply("PUT", route, body, key)
-            self.record("PUT", route, body, id=key)
-            return 200, obj
-        if method == "DELETE":
-            with self._lock:
-                self._apply("DELETE", route, None, key)
+                self.record("PUT", route, body, id=key)
+                return 200, obj
+            self._apply("DELETE", route, None, key)
             self.record("DELETE", route, None, id=key)
-            gone = "deleted_dashboard_id" if dashboards else "deleted_monitor_id"
-            return 200, {gone: key}
-        return 405, {"errors": [f"{method} not allowed on {route}/{ident}"]}
+        gone = "deleted_dashboard_id" if dashboards else "deleted_monitor_id"
+        return 200, {gone: key}
 
 
 def read_records(path: Path, route: str | None = None) -> list[dict]:

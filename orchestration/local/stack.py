@@ -6,6 +6,11 @@ the state service's database), then writes the endpoints to ``$TOKENWATCH_HOME/s
 ``Stack.load()`` is how other commands find them. ``down`` stops what ``up`` started (and a
 private PostgreSQL under ``$TOKENWATCH_HOME/pg``) and removes the file. Both are idempotent.
 
+``stack.json`` is written mode 0600 and holds no secret: the PostgreSQL DSN is stored without
+its password, which readers take from the environment as ``up`` did (``TOKENWATCH_PG_DSN``'s
+password when that names the same server and user, else libpq's ``PGPASSWORD`` or
+``PGPASSFILE``/``~/.pgpass``), and the intake's API key is the fixed ``LOCAL_DD_API_KEY``.
+
 Settings (environment): ``TOKENWATCH_BUCKET`` (tokenwatch-lake), ``TOKENWATCH_STREAM``
 (wallet-events), ``TOKENWATCH_STREAM_SHARDS`` (4), ``AWS_DEFAULT_REGION`` (us-east-1).
 """
@@ -14,25 +19,29 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import boto3
 import httpx
 import psutil
 from botocore.config import Config
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from state_service import config
 from state_service.server import free_port
 
 STACK_FILE = "stack.json"
 MOTO_ACCESS_KEY = "testing"  # moto accepts any credentials; these never leave the machine
+# The local intake checks DD-API-KEY as Datadog does (a missing or wrong key gets 403), but this
+# key is no secret: it opens only the stand-in on loopback, holding simulated data. The real
+# DD_API_KEY is never used by the local stack.
+LOCAL_DD_API_KEY = "tokenwatch-local-intake"
 
 
 class StackError(RuntimeError):
@@ -67,7 +76,6 @@ class Stack:
     stream: str
     shards: int
     intake_url: str
-    dd_api_key: str
     intake_records: str
     pg_dsn: str
     pg_source: str
@@ -86,15 +94,23 @@ class Stack:
             raise StackError(f"the local stack is not up ({path} is missing): "
                              "run `tokenwatch stack up` first")
         try:
-            return cls(**json.loads(path.read_text()))
-        except (ValueError, TypeError) as exc:
+            saved = json.loads(path.read_text())
+            known = {f.name for f in fields(cls)}  # an older file's extra keys: ignored
+            stack = cls(**{k: v for k, v in saved.items() if k in known})
+            return replace(stack, pg_dsn=_with_password(stack.pg_dsn))
+        except (ValueError, TypeError, AttributeError) as exc:
             raise StackError(f"{path} is not a stack file ({exc}); run `tokenwatch stack down` "
                              "and `tokenwatch stack up`") from exc
 
     def save(self) -> Path:
+        """Write ``stack.json``, mode 0600, with the DSN's password left out."""
         path = self.path()
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a leftover .tmp keeps its mode through O_CREAT
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(asdict(replace(self, pg_dsn=_without_password(self.pg_dsn))),
+                                indent=2) + "\n")
         tmp.replace(path)
         return path
 
@@ -113,7 +129,7 @@ class Stack:
 
     def datadog_options(self) -> dict:
         """Keyword arguments for ``datadog.initialize`` that point it at the intake."""
-        return {"api_key": self.dd_api_key, "app_key": "local", "api_host": self.intake_url}
+        return {"api_key": LOCAL_DD_API_KEY, "app_key": "local", "api_host": self.intake_url}
 
     # -- health ---------------------------------------------------------------------------
     def health(self) -> dict[str, str]:
@@ -132,7 +148,7 @@ class Stack:
             out["aws"] = f"unreachable: {type(exc).__name__}: {str(exc)[:120]}"
         try:
             r = httpx.get(f"{self.intake_url}/api/v1/validate", timeout=2,
-                          headers={"DD-API-KEY": self.dd_api_key})
+                          headers={"DD-API-KEY": LOCAL_DD_API_KEY})
             out["intake"] = "ok" if r.status_code == 200 else f"answered {r.status_code}"
         except httpx.HTTPError as exc:
             out["intake"] = f"unreachable: {exc}"
@@ -143,6 +159,29 @@ class Stack:
         except psycopg.Error as exc:
             out["postgres"] = f"unreachable: {str(exc).strip()[:120]}"
         return out
+
+
+def _without_password(dsn: str) -> str:
+    params = conninfo_to_dict(dsn)
+    if "password" not in params:
+        return dsn
+    del params["password"]
+    return make_conninfo(**params)
+
+
+def _with_password(dsn: str) -> str:
+    """``dsn`` with the password the environment gives for it: ``TOKENWATCH_PG_DSN``'s when
+    that names the same server and user (``stack up`` found the server through it); otherwise
+    ``dsn`` as it is, and libpq takes ``PGPASSWORD`` or the passfile (``~/.pgpass``) itself."""
+    params = conninfo_to_dict(dsn)
+    env_dsn = os.environ.get("TOKENWATCH_PG_DSN")
+    if params.get("password") or not env_dsn:
+        return dsn
+    given = conninfo_to_dict(env_dsn)
+    if given.get("password") and all(given.get(k) == params.get(k)
+                                     for k in ("host", "hostaddr", "port", "user")):
+        return make_conninfo(dsn, password=given["password"])
+    return dsn
 
 
 def _alive(pid: int) -> bool:
@@ -206,7 +245,8 @@ def _start_moto(home: Path) -> tuple[subprocess.Popen, str]:
     raise StackError(f"moto server could not bind a port; see {log}")
 
 
-def _start_intake(home: Path, api_key: str, records: Path) -> tuple[subprocess.Popen, str]:
+def _start_intake(home: Path, records: Path, api_key: str = LOCAL_DD_API_KEY
+                  ) -> tuple[subprocess.Popen, str]:
     log = home / "logs" / "intake.log"
     port_file = home / "intake.port"
     port_file.unlink(missing_ok=True)
@@ -259,13 +299,12 @@ def up(settings: StackSettings | None = None,
         moto, aws = _start_moto(home)
         started.append(moto)
         progress("starting the Datadog intake")
-        dd_key = secrets.token_hex(16)
         records = home / "datadog-intake.jsonl"
-        intake, intake_url = _start_intake(home, dd_key, records)
+        intake, intake_url = _start_intake(home, records)
         started.append(intake)
         stack = Stack(aws_endpoint=aws, region=settings.region, bucket=settings.bucket,
                       stream=settings.stream, shards=settings.shards, intake_url=intake_url,
-                      dd_api_key=dd_key, intake_records=str(records), pg_dsn=dsn,
+                      intake_records=str(records), pg_dsn=dsn,
                       pg_source=server.source,
                       processes={"moto": moto.pid, "intake": intake.pid},
                       started_at=time.time())
@@ -273,7 +312,7 @@ def up(settings: StackSettings | None = None,
                  f"({settings.shards} shards)")
         _create_lake(stack)
         stack.save()
-        return stack
+        return Stack.load()  # exactly what every other reader of stack.json gets
     except BaseException:
         for proc in started:
             _stop_pid(proc.pid)

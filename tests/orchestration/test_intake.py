@@ -119,3 +119,68 @@ def test_dashboards_and_monitors_update_in_place_and_survive_a_restart(intake, d
             (created["id"], "v2")]
         monitors = httpx.get(f"{again.url}/api/v1/monitor", headers={"DD-API-KEY": KEY}).json()
         assert [m["id"] for m in monitors] == [mon["id"]]
+
+
+def _get(url, path):
+    resp = httpx.get(url + path, headers={"DD-API-KEY": KEY}, timeout=5)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def test_a_restart_after_series_and_events_keeps_dashboards_and_monitors_and_their_ids(
+        tmp_path):
+    """Series and events are in the records file too: replaying it on start must skip them
+    (they are not objects), and ids issued before the restart are never issued again."""
+    records = tmp_path / "records.jsonl"
+    widgets = [{"definition": {"type": "timeseries", "requests": [{"q": "avg:tokenwatch.x{*}"}]}}]
+    query = "avg(last_1h):avg:tokenwatch.x{*} < 0.8"
+    with IntakeThread(records, api_key=KEY) as first:
+        datadog.initialize(api_key=KEY, app_key="app", api_host=first.url, mute=False)
+        try:
+            ts = int(time.time()) - 3600
+            assert api.Metric.send(metric="tokenwatch.tokens.active", points=[(ts, 1200)],
+                                   compress_payload=True) == {"status": "ok"}
+            assert _post(first, "/api/v2/series", {"series": [{
+                "metric": "tokenwatch.service.latency_p99_ms", "type": 3,
+                "points": [{"timestamp": ts, "value": 412.5}]}]}).status_code == 202
+            event = api.Event.create(title="KPIs published", text="11 points", tags=["env:t"])
+            kept = api.Dashboard.create(title="Kept", layout_type="ordered", widgets=widgets)
+            gone = api.Dashboard.create(title="Gone", layout_type="ordered", widgets=widgets)
+            api.Dashboard.delete(gone["id"])
+            api.Dashboard.update(kept["id"], title="Kept", layout_type="ordered",
+                                 widgets=widgets, description="v2")
+            mon = api.Monitor.create(type="metric alert", name="kept", query=query)
+            last = api.Monitor.create(type="metric alert", name="gone", query=query)
+            api.Monitor.delete(last["id"])  # the highest monitor id, no longer listed
+            api.Event.create(title="after the objects", text="an event, last in the file")
+        finally:
+            datadog.initialize(api_key=None, app_key=None, api_host=None)
+        series_before = read_records(records, "/api/v1/series") + read_records(
+            records, "/api/v2/series")
+        dashboards_before = _get(first.url, "/api/v1/dashboard")["dashboards"]
+        monitors_before = _get(first.url, "/api/v1/monitor")
+    assert len(series_before) == 2 and event["status"] == "ok"
+
+    with IntakeThread(records, api_key=KEY) as again:  # replays the same records
+        assert _get(again.url, "/api/v1/dashboard")["dashboards"] == dashboards_before
+        assert [(d["id"], d["description"]) for d in dashboards_before] == [(kept["id"], "v2")]
+        monitors = _get(again.url, "/api/v1/monitor")
+        assert monitors == monitors_before  # no event came back as a monitor
+        assert [m["id"] for m in monitors] == [mon["id"]]
+        assert _get(again.url, f"/api/v1/monitor/{mon['id']}")["name"] == "kept"
+        assert httpx.get(f"{again.url}/api/v1/monitor/{event['event']['id']}",
+                         headers={"DD-API-KEY": KEY}).status_code == 404
+        # the series are still there, as recorded, and new ones are accepted after them
+        assert read_records(records, "/api/v1/series") + read_records(
+            records, "/api/v2/series") == series_before
+        assert _post(again, "/api/v1/series", {"series": [
+            {"metric": "tokenwatch.tokens.active", "points": [[ts, 1300]]}]}).status_code == 202
+        assert len(read_records(records, "/api/v1/series")) == 2
+        # new objects get new ids, above every id issued before (deleted ones included)
+        dash = _post(again, "/api/v1/dashboard", {"title": "New", "layout_type": "ordered",
+                                                  "widgets": widgets}).json()
+        assert dash["id"] not in (kept["id"], gone["id"])
+        assert dash["id"] > max(kept["id"], gone["id"])
+        new = _post(again, "/api/v1/monitor", {"type": "metric alert", "name": "new",
+                                               "query": query}).json()
+        assert new["id"] == last["id"] + 1 > mon["id"]  # an event's id is no monitor's

@@ -5,13 +5,23 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 import subprocess
 import sys
+import uuid
 from urllib.parse import urlsplit
 
+import httpx
 import psutil
+from psycopg.conninfo import conninfo_to_dict
 
 from orchestration.local import stack as stack_mod
+from orchestration.local.intake import read_records
+from orchestration.publishing import as_code, client
+from orchestration.publishing.events import publication_done
+from orchestration.publishing.series import KpiPoint, publish
+
+DAY = 1767225600  # 2026-01-01T00:00:00Z
 
 
 def _port_open(url: str) -> bool:
@@ -71,3 +81,99 @@ def test_cli_up_status_down(tmp_path, pg_dsn):
         down = run("down")
     assert down.returncode == 0
     assert not _port_open(saved["aws_endpoint"])
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def _objects(stack) -> tuple[list[dict], list[dict]]:
+    headers = {"DD-API-KEY": stack.datadog_options()["api_key"]}
+    dashboards = httpx.get(f"{stack.intake_url}/api/v1/dashboard", headers=headers, timeout=5)
+    monitors = httpx.get(f"{stack.intake_url}/api/v1/monitor", headers=headers, timeout=5)
+    return dashboards.json()["dashboards"], monitors.json()
+
+
+def test_stack_file_is_private_and_keeps_no_password(monkeypatch, tmp_path, pg_dsn):
+    password = "pw-" + uuid.uuid4().hex  # the server trusts 127.0.0.1: any password connects
+    monkeypatch.setenv("TOKENWATCH_HOME", str(tmp_path))
+    monkeypatch.setenv("TOKENWATCH_PG_DSN", f"{pg_dsn} password={password}")
+    monkeypatch.setenv("TOKENWATCH_STREAM_SHARDS", "1")
+    (tmp_path / "stack.tmp").write_text("left over")  # a leftover temp file, world-readable
+    try:
+        stack = stack_mod.up()
+        path = tmp_path / "stack.json"
+        assert _mode(path) == 0o600
+        raw = path.read_text()
+        assert password not in raw
+        saved = json.loads(raw)
+        assert "password" not in conninfo_to_dict(saved["pg_dsn"])
+        assert conninfo_to_dict(saved["pg_dsn"])["dbname"] == conninfo_to_dict(pg_dsn)["dbname"]
+        # readers take the password from the environment, as `stack up` did
+        assert conninfo_to_dict(stack_mod.Stack.load().pg_dsn)["password"] == password
+        assert stack_mod.Stack.load() == stack
+        assert set(stack.health().values()) == {"ok"}
+        # the intake's key is the fixed local one, not a secret kept in the file
+        assert not any("key" in name for name in saved)
+        assert stack.datadog_options()["api_key"] == stack_mod.LOCAL_DD_API_KEY
+    finally:
+        stack_mod.down()
+
+
+def test_the_local_warehouse_file_is_private(monkeypatch, tmp_path):
+    from ingestion.warehouse import duckdb_path, open_warehouse
+
+    monkeypatch.setenv("TOKENWATCH_HOME", str(tmp_path))
+    monkeypatch.delenv("TOKENWATCH_DUCKDB_PATH", raising=False)
+    monkeypatch.setenv("TOKENWATCH_WAREHOUSE", "duckdb")
+    open_warehouse().close()
+    assert duckdb_path() == tmp_path / "warehouse.duckdb"
+    assert _mode(duckdb_path()) == 0o600
+    os.chmod(duckdb_path(), 0o644)  # made by an older version: tightened on the next open
+    open_warehouse(create=False).close()
+    assert _mode(duckdb_path()) == 0o600
+
+
+def test_a_restarted_stack_keeps_what_was_published(monkeypatch, tmp_path, pg_dsn):
+    """Series, events, dashboards and monitors published through the project's client; then
+    `stack down` and `stack up`: the new intake replays its records."""
+    monkeypatch.setenv("TOKENWATCH_HOME", str(tmp_path))
+    monkeypatch.setenv("TOKENWATCH_PG_DSN", pg_dsn)
+    monkeypatch.setenv("TOKENWATCH_STREAM_SHARDS", "1")
+    monkeypatch.setenv("TOKENWATCH_ENV", "local")
+    monkeypatch.delenv(client.OVERRIDE, raising=False)
+    point = KpiPoint("tokenwatch.provisioning.success_rate", 0.93, DAY,
+                     ("env:prod", "wallet:apple_pay"))
+    try:
+        stack = stack_mod.up()
+        options = client.datadog_options()  # found through stack.json
+        result = publish([point], options)
+        event = publication_done("2026-01-01", result, options, env="prod")
+        pushed = as_code.push(options)
+        assert {p.action for p in pushed} == {"created"}
+        before = _objects(stack)
+        series = read_records(stack.intake_records, "/api/v1/series")
+        assert len(series) == 1
+
+        stack_mod.down()
+        again = stack_mod.up()
+        assert again.processes["intake"] != stack.processes["intake"]
+        assert set(again.health().values()) == {"ok"}
+        assert _objects(again) == before  # the same dashboards and monitors, nothing more
+        assert event["event"]["id"] not in [m["id"] for m in before[1]]
+        assert read_records(again.intake_records, "/api/v1/series") == series
+        # pushing again finds them all: nothing is created twice
+        options = client.datadog_options()
+        assert [(p.title, p.id, p.action) for p in as_code.push(options)] == [
+            (p.title, p.id, "unchanged") for p in pushed]
+        # a new object gets an id above every earlier one
+        headers = {"DD-API-KEY": options["api_key"]}
+        monitor = httpx.post(f"{again.intake_url}/api/v1/monitor", headers=headers, timeout=5,
+                             json={"type": "metric alert", "name": "new", "query": "q"}).json()
+        assert monitor["id"] == max(p.id for p in pushed if p.kind == "monitor") + 1
+        dashboard = httpx.post(f"{again.intake_url}/api/v1/dashboard", headers=headers,
+                               timeout=5, json={"title": "new", "layout_type": "ordered",
+                                                "widgets": []}).json()
+        assert dashboard["id"] > max(str(p.id) for p in pushed if p.kind == "dashboard")
+    finally:
+        stack_mod.down()
