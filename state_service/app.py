@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import ConnectionPool
 from pydantic import AfterValidator, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from state_service import config, lifecycle
 from state_service.guard import Guard
@@ -101,6 +102,13 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
     async def _on_invalid(request: Request, exc: RequestValidationError):
         return JSONResponse(invalid_body(exc.errors(), skip=1), status_code=422)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _on_http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 400:  # FastAPI could not even decode the body
+            return JSONResponse(NOT_JSON, status_code=422)
+        body = {"error": _HTTP_ERRORS.get(exc.status_code, "error"), "message": str(exc.detail)}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
     @app.exception_handler(psycopg.DataError)
     async def _on_data_error(request: Request, exc: psycopg.DataError):
         # The schema should have refused it; PostgreSQL did. Never the value, never a 500.
@@ -143,6 +151,13 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
                "links": {"TransitionThisToken": {
                    "operationId": "post_transition",
                    "parameters": {"token_ref": "$response.body#/token_ref"}},
+                   "StartProvisioning": {
+                   "operationId": "post_transition",
+                   "description": "The token's first legal step, under an event id of its own",
+                   "parameters": {"token_ref": "$response.body#/token_ref"},
+                   "requestBody": {"to_state": "ProvisionInitiated", "actor": "token_service",
+                                   "event_id": "start.{$response.body#/token_ref}",
+                                   "occurred_at": "2026-11-24T10:00:00Z"}},
                    "ReadThisToken": {"operationId": "get_token",
                                      "parameters": {"token_ref": "$response.body#/token_ref"}}}}
 
@@ -246,10 +261,13 @@ DESCRIPTION = """Records provisioning and payment-token state transitions.
 
 Every operation but `/healthz` needs `Authorization: Bearer <key>`: a write key for writes, a
 read key or a write key for reads. Request bodies are limited to {limit} bytes (413 beyond).
-`occurred_at` must lie within the accepted window (README, `TOKENWATCH_OCCURRED_AT_MIN`).
+`occurred_at` is RFC 3339 with a timezone offset, in the years 2000-2099.
 No field may hold a card number (PAN): such a request answers 422 naming the field, and no
 answer ever echoes an input value."""
 
+NOT_JSON = {"error": "invalid_request", "fields": [{"field": "body", "message": (
+    "the body is not UTF-8 JSON")}], "message": "body: the body is not UTF-8 JSON"}
+_HTTP_ERRORS = {404: "not_found", 405: "method_not_allowed"}
 DATA_ERROR = {"error": "invalid_request", "fields": [{"field": "body", "message": (
     "a value cannot be stored (PostgreSQL refused it)")}],
     "message": "body: a value cannot be stored (PostgreSQL refused it)"}

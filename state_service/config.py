@@ -7,7 +7,6 @@ Secrets (API keys, DSNs with passwords) are never written to files by tokenwatch
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -72,17 +71,3 @@ def max_body_bytes() -> int:
     512 KiB; a batch of 1000 items of typical size is about 300 KB)."""
     return _int_setting("TOKENWATCH_MAX_BODY_BYTES", 512 * 1024)
 
-
-def occurred_at_window() -> tuple[datetime, timedelta]:
-    """The accepted range of writers' timestamps (``occurred_at``): from
-    ``TOKENWATCH_OCCURRED_AT_MIN`` (default ``2000-01-01T00:00:00Z``) to now plus
-    ``TOKENWATCH_MAX_CLOCK_SKEW_S`` seconds (default 86400: one day of clock skew)."""
-    raw = os.environ.get("TOKENWATCH_OCCURRED_AT_MIN", "2000-01-01T00:00:00+00:00")
-    try:
-        earliest = datetime.fromisoformat(raw)
-    except ValueError:
-        raise ValueError(f"TOKENWATCH_OCCURRED_AT_MIN is not an ISO-8601 timestamp: {raw!r}") \
-            from None
-    if earliest.tzinfo is None:
-        earliest = earliest.replace(tzinfo=UTC)
-    return earliest, timedelta(seconds=_int_setting("TOKENWATCH_MAX_CLOCK_SKEW_S", 86400, 0))

@@ -7,7 +7,8 @@ rule), so ``/openapi.json`` states exactly what the service accepts. Vocabularie
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -16,10 +17,11 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    WithJsonSchema,
     model_validator,
 )
 
-from state_service import config, lifecycle
+from state_service import lifecycle
 from state_service.lifecycle import State
 from state_service.pan import looks_like_pan
 
@@ -39,21 +41,27 @@ def _no_pan(value: str) -> str:
     return value
 
 
+#: occurred_at: RFC 3339 with a timezone offset, a real calendar date in the years 2000-2099 as
+#: written, at most microseconds. The rule is this pattern, on the wire and in the schema alike.
+OCCURRED_AT = (
+    r"^(?:20[0-9]{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])"
+    r"|20[0-9]{2}-(?:0[13-9]|1[0-2])-(?:29|30)"
+    r"|20[0-9]{2}-(?:0[13578]|1[02])-31"
+    r"|20(?:0[048]|[2468][048]|[13579][26])-02-29)"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$")
+_OCCURRED_AT = re.compile(OCCURRED_AT)
+OCCURRED_AT_RULE = ("must be an ISO-8601 timestamp string with a timezone offset, in the years "
+                    "2000-2099, for example 2026-11-24T10:00:00Z")
+
+
 def _timestamp_string(value: Any) -> Any:
-    if not isinstance(value, str | datetime):
-        raise ValueError("must be an ISO-8601 timestamp string with a timezone offset, "
-                         "for example 2026-11-24T10:00:00Z")
-    return value
-
-
-def _in_window(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("must carry a timezone offset, for example 2026-11-24T10:00:00Z")
-    earliest, skew = config.occurred_at_window()
-    latest = datetime.now(UTC) + skew
-    if not earliest <= value <= latest:
-        raise ValueError(f"must lie between {earliest.isoformat()} and now plus "
-                         f"{int(skew.total_seconds())} s")
+    if isinstance(value, datetime):  # built in Python, not read off the wire
+        if value.tzinfo is None or not 2000 <= value.year <= 2099:
+            raise ValueError(OCCURRED_AT_RULE)
+        return value
+    if not isinstance(value, str) or not _OCCURRED_AT.fullmatch(value):
+        raise ValueError(OCCURRED_AT_RULE)
     return value
 
 
@@ -63,9 +71,10 @@ WalletId = Annotated[str, Field(pattern=WALLET_ID, description=(
 CardRef = Annotated[str, Field(pattern=CARD_REF, description=(
     "An opaque card reference or a PAR. A value holding a card number is refused.")),
     AfterValidator(_no_pan)]
-OccurredAt = Annotated[datetime, BeforeValidator(_timestamp_string), AfterValidator(_in_window),
-                       Field(description="When it happened, by the writer's clock: ISO-8601 "
-                             "with a timezone offset, within the accepted window (README).")]
+OccurredAt = Annotated[datetime, BeforeValidator(_timestamp_string), WithJsonSchema({
+    "type": "string", "pattern": OCCURRED_AT,
+    "description": "When it happened, by the writer's clock: RFC 3339 with a timezone offset, "
+                   "years 2000-2099, at most microseconds."})]
 Actor = Literal[lifecycle.ACTORS]  # type: ignore[valid-type]
 Network = Literal[lifecycle.NETWORKS]  # type: ignore[valid-type]
 TokenType = Literal[lifecycle.TOKEN_TYPES]  # type: ignore[valid-type]
