@@ -48,7 +48,9 @@ def run_schemathesis(url: str, phases: str, examples: int, report_dir: Path) -> 
            "-H", "Authorization: Bearer st-write", "--seed", "20261201",
            "--max-examples", str(examples), "--phases", phases, "--workers", "1",
            "--warnings", "off", "--report", "json", "--report-dir", str(report_dir)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    # in a directory of its own: its example database never carries over between runs
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                          cwd=report_dir.parent)
     reports = sorted(report_dir.glob("*.json"))
     assert reports, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads(reports[-1].read_text())
