@@ -10,6 +10,7 @@ import re
 from collections.abc import Collection
 
 from orchestration.publishing.catalog import KPI_METRICS
+from state_service import pan
 from state_service.pan import find_pan_like
 
 #: Datadog's own rule: a letter first, then ASCII letters, digits, '_' and '.', <= 200 chars.
@@ -25,10 +26,8 @@ REDACTED = "<PAN-like value redacted>"
 
 
 def redact(text: str) -> str:
-    """``text`` with every PAN-like digit run replaced."""
-    for pan in find_pan_like(text):
-        text = text.replace(pan, REDACTED)
-    return text
+    """``text`` with every PAN-like run replaced, however it was written."""
+    return pan.redact(text, REDACTED)
 
 
 def metric_problem(name: object) -> str | None:

@@ -317,3 +317,15 @@ def test_cli_errors_are_one_line(clean_env, capsys):
     assert exit_info.value.code == 1
     err = capsys.readouterr().err.strip()
     assert err == "error: ValueError: DD_API_KEY is not set: it is required to reach Datadog"
+
+
+@pytest.mark.parametrize("written", ["4111111111111111", "4111 1111 1111 1111",
+                                     "4111-1111-1111-1111", "x\uff14\uff11\uff11\uff11111111111111"])
+def test_a_pan_in_a_tag_or_name_is_refused_and_never_echoed_however_written(written):
+    from orchestration.publishing.rules import tag_problem
+
+    for problem in (tag_problem(f"wallet:{written}", {"wallet"}),
+                    metric_problem(f"tokenwatch.wallet.{written}")):
+        assert problem is not None and "PAN" in problem
+        assert "1111 1111" not in problem and "1111-1111" not in problem
+        assert "4111111111111111" not in problem
