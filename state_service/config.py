@@ -23,7 +23,9 @@ def home() -> Path:
     """``TOKENWATCH_HOME``: local state (private PostgreSQL, stack endpoints, DuckDB warehouse)."""
     configured = os.environ.get("TOKENWATCH_HOME")
     path = Path(configured) if configured else project_root() / ".tokenwatch"
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
+        path.chmod(0o700)  # private: the warehouse, its WAL, the stack's files live here
     return path
 
 
@@ -71,3 +73,29 @@ def max_body_bytes() -> int:
     512 KiB; a batch of 1000 items of typical size is about 300 KB)."""
     return _int_setting("TOKENWATCH_MAX_BODY_BYTES", 512 * 1024)
 
+
+def record_time_window(now=None) -> tuple:
+    """``(earliest, latest)``, the plausible range of a record's timestamps at ingestion (a
+    wallet event's ``event_time``, a log's ``request_time`` or ``timestamp``): from
+    ``TOKENWATCH_TIMESTAMP_MIN`` (ISO-8601, default ``2000-01-01T00:00:00Z``; without an offset,
+    UTC) to ``now`` (default: the current time) plus ``TOKENWATCH_TIMESTAMP_MAX_AHEAD_S`` seconds
+    (default 86400: a day of clock skew). A record outside it is quarantined."""
+    from datetime import UTC, datetime, timedelta
+
+    raw = os.environ.get("TOKENWATCH_TIMESTAMP_MIN", "").strip() or "2000-01-01T00:00:00+00:00"
+    try:
+        earliest = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(f"TOKENWATCH_TIMESTAMP_MIN is not an ISO-8601 timestamp: {raw!r}") \
+            from None
+    if earliest.tzinfo is None:
+        earliest = earliest.replace(tzinfo=UTC)
+    ahead = os.environ.get("TOKENWATCH_TIMESTAMP_MAX_AHEAD_S", "").strip() or "86400"
+    if not ahead.isdigit():
+        raise ValueError("TOKENWATCH_TIMESTAMP_MAX_AHEAD_S must be a whole number of seconds, "
+                         f"got {ahead!r}")
+    latest = (now or datetime.now(UTC)) + timedelta(seconds=int(ahead))
+    if earliest >= latest:
+        raise ValueError(f"TOKENWATCH_TIMESTAMP_MIN ({earliest.isoformat()}) is not before now "
+                         f"plus TOKENWATCH_TIMESTAMP_MAX_AHEAD_S ({latest.isoformat()})")
+    return earliest, latest

@@ -200,6 +200,7 @@ class Intake:
         self.records = Path(records)
         self.records.parent.mkdir(parents=True, exist_ok=True)
         self.records.touch()
+        drop_torn_tail(self.records)
         self.api_key = api_key
         self._lock = threading.RLock()  # held across applying a write and recording it
         self.dashboards: dict[str, dict] = {}
@@ -297,6 +298,30 @@ class Intake:
             self.record("DELETE", route, None, id=key)
         gone = "deleted_dashboard_id" if dashboards else "deleted_monitor_id"
         return 200, {gone: key}
+
+
+def drop_torn_tail(path: Path) -> int:
+    """Cut a last line that a killed intake left half-written (no newline), so a restart
+    neither trips over it nor glues the next record to it. That write was never answered, so
+    nothing accepted is lost. Returns the bytes cut."""
+    with path.open("rb+") as fh:
+        size = fh.seek(0, 2)
+        if size == 0:
+            return 0
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return 0
+        keep = size
+        while keep > 0:  # back to the last complete line
+            step = min(keep, 65536)
+            fh.seek(keep - step)
+            at = fh.read(step).rfind(b"\n")
+            if at >= 0:
+                keep = keep - step + at + 1
+                break
+            keep -= step
+        fh.truncate(keep)
+        return size - keep
 
 
 def read_records(path: Path, route: str | None = None) -> list[dict]:

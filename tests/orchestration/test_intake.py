@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import datadog
@@ -184,3 +185,24 @@ def test_a_restart_after_series_and_events_keeps_dashboards_and_monitors_and_the
         new = _post(again, "/api/v1/monitor", {"type": "metric alert", "name": "new",
                                                "query": query}).json()
         assert new["id"] == last["id"] + 1 > mon["id"]  # an event's id is no monitor's
+
+
+def test_a_record_torn_by_a_kill_is_cut_and_the_intake_starts(tmp_path):
+    """An intake killed mid-write leaves half a line: the next start cuts it (that write was
+    never answered) and keeps everything before it; the next record starts on its own line."""
+    records = tmp_path / "records.jsonl"
+    with IntakeThread(records, api_key=KEY) as first:
+        created = httpx.post(f"{first.url}/api/v1/monitor", headers={"DD-API-KEY": KEY},
+                             json={"name": "kept", "type": "metric alert",
+                                   "query": "avg(last_1h):avg:tokenwatch.x{*} < 0.8"})
+        assert created.status_code == 200, created.text
+    whole = records.read_bytes()
+    records.write_bytes(whole + b'{"path": "/api/v1/monitor", "method": "POST", "bo')
+    with IntakeThread(records, api_key=KEY) as second:
+        assert _get(second.url, f"/api/v1/monitor/{created.json()['id']}")["name"] == "kept"
+        again = httpx.post(f"{second.url}/api/v1/monitor", headers={"DD-API-KEY": KEY},
+                           json={"name": "next", "type": "metric alert",
+                                 "query": "avg(last_1h):avg:tokenwatch.x{*} < 0.8"})
+        assert again.status_code == 200 and again.json()["id"] > created.json()["id"]
+    assert records.read_bytes().startswith(whole)
+    assert all(json.loads(line) for line in records.read_text().splitlines())

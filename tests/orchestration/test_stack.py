@@ -104,6 +104,7 @@ def test_stack_file_is_private_and_keeps_no_password(monkeypatch, tmp_path, pg_d
         stack = stack_mod.up()
         path = tmp_path / "stack.json"
         assert _mode(path) == 0o600
+        assert _mode(tmp_path) == 0o700  # the home: the warehouse's WAL and logs live there
         raw = path.read_text()
         assert password not in raw
         saved = json.loads(raw)
