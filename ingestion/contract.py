@@ -28,5 +28,13 @@ WALLET_EVENT_TYPES: tuple[str, ...] = (
     "lifecycle_notice",
 )
 
+#: Limits on one record (a Kinesis record's data or one line of an S3 object), checked before
+#: it is parsed; a record over a limit is quarantined. The types' ranges are in
+#: ``ingestion/raw_schema.py``, the timestamps' plausible window in
+#: ``state_service.config.record_time_window()``.
+MAX_RECORD_BYTES = 256 * 1024
+#: Levels of JSON nesting, the record's own object counting as the first.
+MAX_DEPTH = 32
+
 #: S3 prefixes of the data lake, per source: ``<prefix>/dt=YYYY-MM-DD/hour=HH/part-*.json.gz``
 S3_PREFIXES: dict[str, str] = {"apigw_logs": "apigw", "lambda_logs": "lambda"}

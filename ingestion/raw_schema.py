@@ -8,15 +8,35 @@ the warehouse modules. ``tokenwatch ingest --print-schema`` prints this as a tab
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 SCHEMA = "raw"
+
+#: The logical types and what each holds. Ingestion refuses a value outside its type before it
+#: reaches any warehouse (ingestion/records.py), so no target ever sees one:
+#:
+#: - ``integer`` is a 32-bit and ``bigint`` a 64-bit signed integer (``INTEGER_RANGES``;
+#:   Snowflake's NUMBER(38,0) holds both);
+#: - ``double`` is an IEEE 754 binary64, finite: no NaN, no infinity, magnitude at most
+#:   ``DOUBLE_MAX`` (a 400-digit number is refused, not rounded to infinity);
+#: - ``text`` is Unicode that UTF-8 can encode (no lone surrogates) and without NUL (U+0000),
+#:   which PostgreSQL's text and jsonb cannot hold; ``json`` is text holding JSON (numbers in it
+#:   finite and within ``DOUBLE_MAX``, the same text rules for its keys and strings);
+#: - ``timestamp`` is a point in time with a timezone, stored in UTC; a record's timestamps
+#:   must lie in the plausible window ``state_service.config.record_time_window()``.
+LOGICAL_TYPES = ("text", "bigint", "integer", "double", "boolean", "timestamp", "json")
+INTEGER_RANGES: dict[str, tuple[int, int]] = {
+    "integer": (-(2**31), 2**31 - 1),
+    "bigint": (-(2**63), 2**63 - 1),
+}
+DOUBLE_MAX = sys.float_info.max
 
 
 @dataclass(frozen=True)
 class Column:
     name: str
-    type: str  # text | bigint | integer | double | boolean | timestamp | json
+    type: str  # one of LOGICAL_TYPES
     description: str
 
 
@@ -148,7 +168,8 @@ QUARANTINE = Table(
     (
         C("source", "text", "token_state_transitions, wallet_events, apigw_logs, lambda_logs."),
         C("location", "text", "Where: s3://bucket/key#line, kinesis:stream/shard/seq, pg:..."),
-        C("raw_text", "text", "The record as received, truncated to 4000 characters."),
+        C("raw_text", "text", "The record as received (redacted, made storable), truncated to "
+          "4000 characters."),
         C("reason", "text", "Why it was refused, naming the field."),
         _LOADED,
     ),

@@ -154,7 +154,7 @@ def _write_batch(stream, shard_id, records, checkpoint, wh: Warehouse, parser: R
         try:
             row = parser.parse_line(rec["Data"])
         except BadRecord as exc:
-            bad.append(quarantine_row(SOURCE, location, rec["Data"], str(exc), now))
+            bad.append(quarantine_row(SOURCE, location, rec["Data"], exc, now))
             continue
         if row["event_id"] in rows:
             continue  # a re-delivery inside this batch

@@ -5,7 +5,11 @@ loads idempotent: a key already loaded with the same etag is skipped, and an obj
 content (etag and size) equals an already loaded one under another key is recorded as a
 duplicate of it and not loaded again. Each object is parsed as a stream (gzip JSON lines) and
 written with its manifest row in one warehouse transaction. A bad line is quarantined with its
-key and line number; an object that is not gzip is quarantined as one entry.
+key and line number; an object that is not gzip is quarantined as one entry, and so is the rest
+of an object whose gzip stream breaks. A line longer than ``MAX_RECORD_BYTES`` is quarantined
+from its first bytes and skipped without being held in memory. A body that cannot be read (the
+connection drops) is not the object's fault: the load fails and the object is read again by the
+next run.
 """
 
 from __future__ import annotations
@@ -19,12 +23,17 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from ingestion.contract import S3_PREFIXES
+from ingestion.contract import MAX_RECORD_BYTES, S3_PREFIXES
 from ingestion.raw_schema import QUARANTINE, S3_MANIFEST, TABLES
 from ingestion.records import BadRecord, RecordParser, quarantine_row, to_arrow
 from ingestion.warehouse.base import Warehouse
 
 NOT_GZIP_PREVIEW = 512
+_SKIP_CHUNK = 1 << 16
+
+
+class S3ReadError(RuntimeError):
+    """An object's body could not be read: the network's fault, not the object's."""
 
 
 @dataclass
@@ -96,8 +105,11 @@ def _read_object(client, bucket, key, source, parser: RecordParser):
     rows: list[dict] = []
     bad: list[dict] = []
     location = f"s3://{bucket}/{key}"
-    head = body.read(2)
-    stream = io.BufferedReader(_Prefixed(head, body))
+    try:
+        head = body.read(2)
+    except Exception as exc:
+        raise S3ReadError(f"reading {location} failed: {type(exc).__name__}: {exc}") from exc
+    stream = io.BufferedReader(_Prefixed(head, body, location))
     if head != b"\x1f\x8b":
         preview = stream.read(NOT_GZIP_PREVIEW)
         bad.append(quarantine_row(source, location, preview,
@@ -106,14 +118,17 @@ def _read_object(client, bucket, key, source, parser: RecordParser):
     line_no = 0
     try:
         with gzip.GzipFile(fileobj=stream) as lines:
-            for line_no, line in enumerate(lines, start=1):  # noqa: B007
+            for line_no, line, size in _lines(lines):
                 if not line.strip():
                     continue
                 try:
+                    if size > MAX_RECORD_BYTES:  # never held whole: its first bytes only
+                        raise BadRecord(f"record is {size:,} bytes, over the limit of "
+                                        f"{MAX_RECORD_BYTES:,} bytes")
                     row = parser.parse_line(line)
                 except BadRecord as exc:
                     bad.append(quarantine_row(source, f"{location}#{line_no}", line.rstrip(),
-                                              str(exc), now))
+                                              exc, now))
                     continue
                 row["_loaded_at"] = now
                 row["_source_location"] = f"{location}#{line_no}"
@@ -124,11 +139,35 @@ def _read_object(client, bucket, key, source, parser: RecordParser):
     return rows, bad
 
 
-class _Prefixed(io.RawIOBase):
-    """A readable stream of ``head`` followed by the rest of ``body`` (a streaming body)."""
+def _lines(lines):
+    """(line number, line, size in bytes without its newline) of each line. A line longer than
+    MAX_RECORD_BYTES comes back cut after them; the rest of it is read and dropped in chunks."""
+    line_no = 0
+    while True:
+        line = lines.readline(MAX_RECORD_BYTES + 1)
+        if not line:
+            return
+        line_no += 1
+        if line.endswith(b"\n"):
+            yield line_no, line, len(line) - 1
+            continue
+        size = len(line)
+        if size > MAX_RECORD_BYTES:
+            while chunk := lines.readline(_SKIP_CHUNK):
+                if chunk.endswith(b"\n"):
+                    size += len(chunk) - 1
+                    break
+                size += len(chunk)
+        yield line_no, line, size
 
-    def __init__(self, head: bytes, body):
-        self._head, self._body = head, body
+
+class _Prefixed(io.RawIOBase):
+    """A readable stream of ``head`` followed by the rest of ``body`` (a streaming body). An
+    error reading the body is raised as ``S3ReadError``: not an ``OSError``, so it is never
+    taken for a broken gzip stream (which would quarantine the object for good)."""
+
+    def __init__(self, head: bytes, body, location: str = "the object"):
+        self._head, self._body, self._location = head, body, location
 
     def readable(self) -> bool:
         return True
@@ -138,6 +177,10 @@ class _Prefixed(io.RawIOBase):
             n = min(len(buffer), len(self._head))
             buffer[:n], self._head = self._head[:n], self._head[n:]
             return n
-        data = self._body.read(len(buffer))
+        try:
+            data = self._body.read(len(buffer))
+        except Exception as exc:
+            raise S3ReadError(f"reading {self._location} failed: {type(exc).__name__}: "
+                              f"{exc}") from exc
         buffer[: len(data)] = data
         return len(data)

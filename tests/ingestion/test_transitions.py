@@ -120,3 +120,62 @@ def test_a_run_killed_mid_batch_then_rerun_loads_exactly_the_source(
         len(source_ids) - len(partial))
     assert _ids(wh) == source_ids
     wh.close()
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_timestamp_the_raw_layer_cannot_hold_is_quarantined_not_a_stop(
+        source_dsn, warehouse_factory, target):
+    """PostgreSQL holds 'infinity' and years past 9999 (9999-12-31T23:59:59-14:00 is in year
+    10000 in UTC); Arrow and the raw layer do not. The append-only log cannot lose such a row:
+    it goes to quarantine, once, and the rows around it load."""
+    from state_service.pan import find_pan_like
+
+    wh = warehouse_factory(target)
+    with psycopg.connect(source_dsn) as conn:
+        _write_token(conn, "tok-before", transitions=3)
+        conn.commit()
+        for ref, when in (("tok-y10k", "9999-12-31T23:59:59-14:00"), ("tok-inf", "infinity"),
+                          ("tok-bc", "0044-03-15 12:00:00+00 BC")):
+            conn.execute("insert into tokens values (%s, 'apple_pay', 'visa', 'hce', 'ref', "
+                         "'TokenRequested', 1, %s, now(), now())", [ref, HASH])
+            conn.execute(
+                "insert into token_state_transitions (token_ref, version, event_id, to_state, "
+                "actor, wallet_id, network, token_type, occurred_at, recorded_at, request_hash, "
+                "prev_hash, row_hash) values (%s, 1, %s, 'TokenRequested', 'wallet', "
+                "'apple_pay', 'visa', 'hce', %s::timestamptz, now(), %s, %s, %s)",
+                [ref, ref, when, HASH, HASH, HASH])
+            conn.commit()
+        _write_token(conn, "tok-after", transitions=2)
+        conn.commit()
+        ids = dict(conn.execute("select token_ref, min(transition_id) from "
+                                "token_state_transitions group by 1").fetchall())
+    # a first run stops after the chunk holding tok-y10k (one row per chunk): the next run
+    # re-reads that chunk's transaction, and quarantines its row once only
+    def stop(chunk: int) -> None:
+        if chunk == 5:
+            raise RuntimeError("stopped")
+
+    deadline = time.monotonic() + 90  # a long transaction elsewhere may hold xmin back
+    while time.monotonic() < deadline:
+        try:
+            load_transitions(source_dsn, wh, inside_chunk=stop, chunk_bytes=1)
+        except RuntimeError:
+            break
+        time.sleep(0.5)
+    assert wh.query("select location from raw.quarantine") == [
+        (f"pg:token_state_transitions/{ids['tok-y10k']}",)]
+    assert _load_until(source_dsn, wh, 2) == 2  # the three bad rows do not stop it
+    refs = [r[0] for r in wh.query("select distinct token_ref from raw.token_state_transitions "
+                                   "order by 1")]
+    assert refs == ["tok-after", "tok-before"]
+    rows = dict(wh.query("select location, reason from raw.quarantine "
+                         "where source = 'token_state_transitions'"))
+    assert set(rows) == {f"pg:token_state_transitions/{ids[r]}"
+                         for r in ("tok-y10k", "tok-inf", "tok-bc")}
+    assert all(r.startswith("field 'occurred_at' is ") for r in rows.values())
+    assert any("10000-01-01" in r for r in rows.values())
+    for (raw_text,) in wh.query("select raw_text from raw.quarantine"):
+        assert not find_pan_like(raw_text) and "tok-" in raw_text
+    again = load_transitions(source_dsn, wh)
+    assert again.rows_loaded == again.quarantined == 0
+    assert wh.count("quarantine") == 3
