@@ -144,9 +144,10 @@ def pan_fields(value: Any, path: str = "") -> list[str]:
         where, item = stack.pop()
         if isinstance(item, dict):
             for key, child in item.items():
-                child_path = f"{where}.{key}" if where else str(key)
                 if looks_like_pan(key):
                     found.append(f"{where or '(top level)'} key")
+                    key = REDACTED  # a path never carries the card number it names
+                child_path = f"{where}.{key}" if where else str(key)
                 stack.append((child_path, child))
         elif isinstance(item, list):
             stack.extend((f"{where}[{i}]", child) for i, child in enumerate(item))
