@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from ingestion.contract import S3_PREFIXES
 from ingestion.sources.kinesis import read_ledger
-from ingestion.sources.s3 import list_objects
+from ingestion.sources.s3 import list_objects, stored_key
 from ingestion.warehouse.base import Warehouse
 
 
@@ -48,7 +48,7 @@ def stream_accounting(wh: Warehouse, stream: str) -> Accounting:
 def lake_accounting(wh: Warehouse, s3, bucket: str) -> Accounting:
     """Every object in the lake is in the manifest, and the manifest's row counts equal the
     tables' (rows loaded) and the quarantine's (lines refused)."""
-    listed = {obj["Key"] for prefix in S3_PREFIXES.values()
+    listed = {stored_key(obj["Key"]) for prefix in S3_PREFIXES.values()
               for obj in list_objects(s3, bucket, prefix + "/")}
     manifest = {k for (k,) in wh.query("select s3_key from raw._s3_manifest")}
     (loaded, refused), = wh.query("select coalesce(sum(rows_loaded), 0), "

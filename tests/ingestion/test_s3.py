@@ -103,3 +103,25 @@ def test_bad_lines_and_objects_are_quarantined_and_the_rest_loads(bucket, wareho
     drift = wh.query("select extra from raw.apigw_logs where request_id = 'req-00007'")[0][0]
     drift = json.loads(drift) if isinstance(drift, str) else drift
     assert drift == {"client_version": "9.1"}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_an_object_whose_key_holds_a_pan_is_quarantined_by_a_redacted_name(
+        bucket, warehouse_factory, target):
+    from ingestion.accounting import lake_accounting
+    from state_service.pan import find_pan_like
+
+    s3, name = bucket
+    wh = warehouse_factory(target)
+    s3.put_object(Bucket=name, Key=_key(1), Body=_gz([json.dumps(_apigw(1))]))
+    s3.put_object(Bucket=name, Key="apigw/dt=2026-11-02/hour=02/card-4111-1111-1111-1111.json.gz",
+                  Body=_gz([json.dumps(_apigw(2))]))
+    for _ in range(2):  # the second run neither loads nor quarantines it again
+        load_lake(s3, name, wh)
+        assert wh.count("apigw_logs") == 1 and wh.count("quarantine") == 1
+    (location, reason), = wh.query("select location, reason from raw.quarantine")
+    assert "PAN-like" in reason and not find_pan_like(location)
+    for table in ("_s3_manifest", "quarantine", "apigw_logs"):
+        for row in wh.query(f"select * from raw.{table}"):
+            assert not any(find_pan_like(str(v)) for v in row), (table, row)
+    assert lake_accounting(wh, s3, name).passed
