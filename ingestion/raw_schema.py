@@ -201,7 +201,43 @@ S3_MANIFEST = Table(
     ),
 )
 
+CHAIN_CHECKPOINTS = Table(
+    "chain_checkpoints",
+    "Every transition row a checkpoint recorded (state_service/checkpoints.py): the reference "
+    "the audit marts compare the log with. Written by `tokenwatch audit checkpoint`.",
+    None,
+    (
+        C("seq", "bigint", "The checkpoint's number."),
+        C("token_ref", "text", "The token."),
+        C("version", "integer", "The row's version in the token's chain."),
+        C("transition_id", "bigint", "The row's identity in the state service."),
+        C("row_hash", "text", "The row's hash when the checkpoint was taken."),
+        _LOADED,
+    ),
+)
+
+CHAIN_CHECKPOINT_LOG = Table(
+    "chain_checkpoint_log",
+    "One row per checkpoint: its sequence, digest chain and seal, and where its locked S3 "
+    "copy is.",
+    "seq",
+    (
+        C("seq", "bigint", "The checkpoint's number (1, 2, ...; a gap is a missing checkpoint)."),
+        C("taken_at", "timestamp", "When it was taken (UTC)."),
+        C("prev_digest", "text", "Digest of the checkpoint before it (empty for the first)."),
+        C("digest", "text", "sha256 of the checkpoint's content."),
+        C("key_id", "text", "The chain key that sealed the digest."),
+        C("seal", "text", "HMAC of the digest under that key."),
+        C("xact_from", "bigint", "First transaction id covered."),
+        C("xact_to", "bigint", "Transaction ids below this are covered."),
+        C("rows", "bigint", "Rows recorded."),
+        C("s3_key", "text", "The S3 object (key and version) under Object Lock."),
+        _LOADED,
+    ),
+)
+
 TABLES: dict[str, Table] = {t.name: t for t in (
-    TRANSITIONS, WALLET_EVENTS, APIGW_LOGS, LAMBDA_LOGS, QUARANTINE, INGEST_STATE, S3_MANIFEST)}
+    TRANSITIONS, WALLET_EVENTS, APIGW_LOGS, LAMBDA_LOGS, QUARANTINE, INGEST_STATE, S3_MANIFEST,
+    CHAIN_CHECKPOINTS, CHAIN_CHECKPOINT_LOG)}
 
 RAW_TEXT_LIMIT = 4000

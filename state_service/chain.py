@@ -1,19 +1,27 @@
-"""The per-token hash chain over the canonical transition row, and its verification.
+"""The per-token hash chain over the canonical transition row, its seals, and verification.
 
 Canonical row: the fields below joined by ``|``, with NULL as the empty string and timestamps
 in UTC as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``. ``row_hash = sha256(canonical)`` in hex; the first
 row of a token chains from ``GENESIS_HASH``. Identifiers cannot contain ``|`` (the API's
 patterns forbid it), so the form is unambiguous and can be recomputed in SQL by the audit marts.
+
+Seals. The plain chain shows an edit that was not followed by re-hashing; anyone who can write
+to the database can re-hash, though. So each row is also sealed with ``row_mac``: HMAC-SHA256,
+under a key PostgreSQL never sees (``TOKENWATCH_CHAIN_KEYS``; its id is stored with the row, so
+keys rotate without rewriting history), of the row's own content (``SEALED_FIELDS``: every
+column but ``prev_hash``/``row_hash``, transition_id and xact_id included). A row edited and
+re-hashed, inserted, or moved to another version no longer matches its seal, and because the
+seal does not cover the neighbours' hashes, re-hashing the rest of the chain leaves their seals
+valid: the verifier names exactly the rows touched. The token's fixed attributes (wallet,
+network, token type, card_ref, creation time) are sealed the same way in ``tokens.attrs_mac``.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import hmac
+from collections.abc import Mapping
 from datetime import UTC, datetime
-
-import psycopg
 
 GENESIS_HASH = "0" * 64
 
@@ -21,6 +29,18 @@ CANONICAL_FIELDS: tuple[str, ...] = (
     "token_ref", "version", "event_id", "from_state", "to_state", "actor", "reason_code",
     "decision", "idv_method", "wallet_id", "network", "token_type", "occurred_at",
     "recorded_at", "prev_hash",
+)
+
+
+#: Every column of a transition row that its seal (``row_mac``) covers, in this order.
+SEALED_FIELDS: tuple[str, ...] = (
+    "transition_id", "xact_id", "token_ref", "version", "event_id", "from_state", "to_state",
+    "actor", "reason_code", "decision", "idv_method", "wallet_id", "network", "token_type",
+    "occurred_at", "recorded_at", "request_hash", "key_id",
+)
+#: A token's fixed attributes, sealed in ``tokens.attrs_mac``.
+TOKEN_SEALED_FIELDS: tuple[str, ...] = (
+    "token_ref", "wallet_id", "network", "token_type", "card_ref", "created_at", "key_id",
 )
 
 
@@ -48,69 +68,21 @@ def row_hash(row: Mapping[str, object]) -> str:
     return hashlib.sha256(canonical(row).encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class ChainBreak:
-    token_ref: str
-    version: int
-    problem: str
-
-    def __str__(self) -> str:
-        return f"token {self.token_ref} version {self.version}: {self.problem}"
-
-
-@dataclass
-class VerifyResult:
-    tokens: int = 0
-    rows: int = 0
-    breaks: list[ChainBreak] | None = None
-
-    @property
-    def ok(self) -> bool:
-        return not self.breaks
+def _sealed_text(kind: str, fields: tuple[str, ...], row: Mapping[str, object]) -> bytes:
+    parts = [kind]
+    for field in fields:
+        value = row[field]
+        parts.append("" if value is None else
+                     format_ts(value) if isinstance(value, datetime) else str(value))
+    return "|".join(parts).encode()
 
 
-def verify_rows(rows: Iterable[Mapping[str, object]]) -> VerifyResult:
-    """Verify rows sorted by (token_ref, version). Reports the first break of each token."""
-    result = VerifyResult(breaks=[])
-    current: str | None = None
-    expected_prev, expected_version, broken = GENESIS_HASH, 1, False
-    for row in rows:
-        result.rows += 1
-        if row["token_ref"] != current:
-            current = str(row["token_ref"])
-            result.tokens += 1
-            expected_prev, expected_version, broken = GENESIS_HASH, 1, False
-        if broken:
-            continue
-        problem = None
-        if row["version"] != expected_version:
-            problem = f"version {row['version']} where {expected_version} was expected (gap)"
-        elif row["prev_hash"] != expected_prev:
-            problem = "prev_hash does not match the previous row's row_hash"
-        elif row_hash(row) != row["row_hash"]:
-            problem = "row_hash does not match the row's content (the row was altered)"
-        if problem:
-            result.breaks.append(ChainBreak(current, int(row["version"]), problem))
-            broken = True
-        expected_prev = str(row["row_hash"])
-        expected_version = int(row["version"]) + 1
-    return result
+def row_mac(key: bytes, row: Mapping[str, object]) -> str:
+    """The seal of a transition row (``row["key_id"]`` names ``key``)."""
+    return hmac.new(key, _sealed_text("row-v1", SEALED_FIELDS, row), hashlib.sha256).hexdigest()
 
 
-def verify_database(dsn: str) -> VerifyResult:
-    """Recompute every token's chain in the state service's database."""
-    columns = ", ".join(CANONICAL_FIELDS + ("row_hash",))
-    with psycopg.connect(dsn) as conn, conn.cursor(name="verify_chain") as cur:
-        cur.itersize = 5000
-        cur.execute(f"select {columns} from token_state_transitions order by token_ref, version")
-        names = [d.name for d in cur.description]
-        result = verify_rows(dict(zip(names, r, strict=True)) for r in cur)
-        tips = conn.execute(
-            "select t.token_ref, t.version, t.last_hash, x.row_hash from tokens t "
-            "left join token_state_transitions x "
-            "  on x.token_ref = t.token_ref and x.version = t.version "
-            "where x.row_hash is distinct from t.last_hash").fetchall()
-    for token_ref, version, _last, _tip in tips:
-        result.breaks.append(ChainBreak(token_ref, version,
-                                        "tokens.last_hash does not match the chain's last row"))
-    return result
+def attrs_mac(key: bytes, token: Mapping[str, object]) -> str:
+    """The seal of a token's fixed attributes."""
+    return hmac.new(key, _sealed_text("token-v1", TOKEN_SEALED_FIELDS, token),
+                    hashlib.sha256).hexdigest()

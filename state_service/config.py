@@ -23,9 +23,9 @@ def home() -> Path:
     """``TOKENWATCH_HOME``: local state (private PostgreSQL, stack endpoints, DuckDB warehouse)."""
     configured = os.environ.get("TOKENWATCH_HOME")
     path = Path(configured) if configured else project_root() / ".tokenwatch"
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
-        path.chmod(0o700)  # private: the warehouse, its WAL, the stack's files live here
+    if not path.exists():  # private: the warehouse, its WAL, the stack's files live here
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(0o700)  # (as root, pgserver opens it for its own user when it starts)
     return path
 
 
@@ -99,3 +99,33 @@ def record_time_window(now=None) -> tuple:
         raise ValueError(f"TOKENWATCH_TIMESTAMP_MIN ({earliest.isoformat()}) is not before now "
                          f"plus TOKENWATCH_TIMESTAMP_MAX_AHEAD_S ({latest.isoformat()})")
     return earliest, latest
+
+
+#: The chain key used when none is configured in ``TOKENWATCH_ENV=local``: public, so rows
+#: sealed with it are tamper evident against edits, not against someone who reads this file.
+LOCAL_CHAIN_KEY_ID = "local-dev"
+LOCAL_CHAIN_KEY = b"tokenwatch local development chain key (public, not a secret)"
+
+
+def chain_keys() -> tuple[str, dict[str, bytes]]:
+    """``TOKENWATCH_CHAIN_KEYS`` (``id:secret,id:secret``: every key that sealed rows, old ones
+    kept for verification) and ``TOKENWATCH_CHAIN_KEY_ID`` (the one new rows are sealed with;
+    default: the last listed). Returns (current id, {id: secret}). Locally, with none set,
+    the public development key; in prod a missing key is an error."""
+    raw = os.environ.get("TOKENWATCH_CHAIN_KEYS", "").strip()
+    if not raw:
+        if env_name() == "prod":
+            raise ValueError("TOKENWATCH_CHAIN_KEYS is not set: the transition log's MACs need "
+                             "a secret key in prod (id:secret, from a secret store)")
+        return LOCAL_CHAIN_KEY_ID, {LOCAL_CHAIN_KEY_ID: LOCAL_CHAIN_KEY}
+    keys: dict[str, bytes] = {}
+    for item in raw.split(","):
+        key_id, sep, secret = item.strip().partition(":")
+        if not sep or not key_id or len(secret) < 16:
+            raise ValueError("TOKENWATCH_CHAIN_KEYS must be id:secret pairs separated by commas,"
+                             " each secret at least 16 characters")
+        keys[key_id] = secret.encode()
+    current = os.environ.get("TOKENWATCH_CHAIN_KEY_ID") or list(keys)[-1]
+    if current not in keys:
+        raise ValueError(f"TOKENWATCH_CHAIN_KEY_ID {current!r} is not in TOKENWATCH_CHAIN_KEYS")
+    return current, keys

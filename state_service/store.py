@@ -18,7 +18,7 @@ from psycopg import errors
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from state_service import chain, lifecycle
+from state_service import chain, config, lifecycle
 from state_service.chain import format_ts
 from state_service.lifecycle import State
 from state_service.schemas import CreateToken, TransitionRequest
@@ -73,12 +73,20 @@ def request_hash(kind: str, token_ref: str, body: CreateToken | TransitionReques
 
 
 _INSERT = (
-    "insert into token_state_transitions (token_ref, version, event_id, from_state, to_state,"
-    " actor, reason_code, decision, idv_method, wallet_id, network, token_type, occurred_at,"
-    " recorded_at, request_hash, prev_hash, row_hash) values (%(token_ref)s, %(version)s,"
-    " %(event_id)s, %(from_state)s, %(to_state)s, %(actor)s, %(reason_code)s, %(decision)s,"
-    " %(idv_method)s, %(wallet_id)s, %(network)s, %(token_type)s, %(occurred_at)s,"
-    " %(recorded_at)s, %(request_hash)s, %(prev_hash)s, %(row_hash)s)"
+    "insert into token_state_transitions (transition_id, xact_id, token_ref, version, event_id,"
+    " from_state, to_state, actor, reason_code, decision, idv_method, wallet_id, network,"
+    " token_type, occurred_at, recorded_at, request_hash, prev_hash, row_hash, key_id, row_mac)"
+    " overriding system value values (%(transition_id)s, %(xact_id)s::text::xid8,"
+    " %(token_ref)s, %(version)s, %(event_id)s, %(from_state)s, %(to_state)s, %(actor)s,"
+    " %(reason_code)s, %(decision)s, %(idv_method)s, %(wallet_id)s, %(network)s,"
+    " %(token_type)s, %(occurred_at)s, %(recorded_at)s, %(request_hash)s, %(prev_hash)s,"
+    " %(row_hash)s, %(key_id)s, %(row_mac)s)"
+)
+#: The row's identity, transaction and clock, read before the insert so the seal covers them.
+_ROW_CONTEXT = (
+    "select clock_timestamp() as now, pg_current_xact_id()::text as xact_id,"
+    " nextval(pg_get_serial_sequence('token_state_transitions', 'transition_id'))"
+    " as transition_id"
 )
 _FIND_EVENT = (
     "select token_ref, request_hash, to_state, version, wallet_id, from_state, actor"
@@ -89,8 +97,10 @@ _FIND_EVENT = (
 class TransitionStore:
     """The state service's storage operations over a connection pool."""
 
-    def __init__(self, pool: ConnectionPool):
+    def __init__(self, pool: ConnectionPool, keys: tuple[str, dict[str, bytes]] | None = None):
         self.pool = pool
+        self.key_id, keyring = keys or config.chain_keys()
+        self._key = keyring[self.key_id]
 
     # -- writes ---------------------------------------------------------------------------
     def create_token(self, body: CreateToken) -> Outcome:
@@ -128,19 +138,25 @@ class TransitionStore:
             conn.row_factory = dict_row
             with conn.pipeline():
                 found_cur = conn.execute(_FIND_EVENT, [body.event_id])
-                now_cur = conn.execute("select clock_timestamp() as now")
+                ctx_cur = conn.execute(_ROW_CONTEXT)
             replay = self._replay(found_cur.fetchone(), body.token_ref, rhash)
             if replay:
                 return replay
-            now = now_cur.fetchone()["now"]
-            row = self._row(body.token_ref, 1, None, State.TOKEN_REQUESTED, body, now, rhash,
+            ctx = ctx_cur.fetchone()
+            now = ctx["now"]
+            row = self._row(ctx, body.token_ref, 1, None, State.TOKEN_REQUESTED, body, rhash,
                             chain.GENESIS_HASH, body.wallet_id, body.network, body.token_type)
+            token = {"token_ref": body.token_ref, "wallet_id": body.wallet_id,
+                     "network": body.network, "token_type": body.token_type,
+                     "card_ref": body.card_ref, "created_at": now, "key_id": self.key_id}
             inserted = conn.execute(
                 "insert into tokens (token_ref, wallet_id, network, token_type, card_ref, state,"
-                " version, last_hash, created_at, updated_at) values (%s, %s, %s, %s, %s, %s,"
-                " 1, %s, %s, %s) on conflict (token_ref) do nothing returning token_ref",
+                " version, last_hash, created_at, updated_at, key_id, attrs_mac) values (%s, %s,"
+                " %s, %s, %s, %s, 1, %s, %s, %s, %s, %s) on conflict (token_ref) do nothing"
+                " returning token_ref",
                 [body.token_ref, body.wallet_id, body.network, body.token_type, body.card_ref,
-                 State.TOKEN_REQUESTED.value, row["row_hash"], now, now]).fetchone()
+                 State.TOKEN_REQUESTED.value, row["row_hash"], now, now, self.key_id,
+                 chain.attrs_mac(self._key, token)]).fetchone()
             if inserted is None:
                 conn.rollback()
                 replay = self._replay(conn.execute(_FIND_EVENT, [body.event_id]).fetchone(),
@@ -161,7 +177,7 @@ class TransitionStore:
                     "select state, version, last_hash, wallet_id, network, token_type"
                     " from tokens where token_ref = %s for update", [token_ref])
                 found_cur = conn.execute(_FIND_EVENT, [body.event_id])
-                now_cur = conn.execute("select clock_timestamp() as now")
+                ctx_cur = conn.execute(_ROW_CONTEXT)
             token, found = tok_cur.fetchone(), found_cur.fetchone()
             if token is None:
                 if found is not None:
@@ -173,9 +189,10 @@ class TransitionStore:
             current = State(token["state"])
             if not lifecycle.is_legal(current, body.to_state):
                 raise IllegalTransitionError(current, body.to_state)
-            now = now_cur.fetchone()["now"]
+            ctx = ctx_cur.fetchone()
+            now = ctx["now"]
             version = token["version"] + 1
-            row = self._row(token_ref, version, current, body.to_state, body, now, rhash,
+            row = self._row(ctx, token_ref, version, current, body.to_state, body, rhash,
                             token["last_hash"], token["wallet_id"], token["network"],
                             token["token_type"])
             with conn.pipeline():
@@ -187,10 +204,11 @@ class TransitionStore:
         return Outcome(token_ref, body.to_state, version, created=True,
                        wallet_id=token["wallet_id"], from_state=current, actor=body.actor)
 
-    @staticmethod
-    def _row(token_ref, version, from_state, to_state, body, now, rhash, prev_hash,
+    def _row(self, ctx, token_ref, version, from_state, to_state, body, rhash, prev_hash,
              wallet_id, network, token_type) -> dict:
+        now = ctx["now"]
         row = {
+            "transition_id": ctx["transition_id"], "xact_id": ctx["xact_id"],
             "token_ref": token_ref, "version": version, "event_id": body.event_id,
             "from_state": from_state.value if from_state else None,
             "to_state": to_state.value, "actor": body.actor,
@@ -199,9 +217,10 @@ class TransitionStore:
             "idv_method": getattr(body, "idv_method", None),
             "wallet_id": wallet_id, "network": network, "token_type": token_type,
             "occurred_at": body.occurred_at, "recorded_at": now, "request_hash": rhash,
-            "prev_hash": prev_hash,
+            "prev_hash": prev_hash, "key_id": self.key_id,
         }
         row["row_hash"] = chain.row_hash(row)
+        row["row_mac"] = chain.row_mac(self._key, row)
         return row
 
     # -- reads ----------------------------------------------------------------------------

@@ -9,7 +9,8 @@ from collections import Counter
 
 import httpx
 
-from state_service.chain import verify_database
+from state_service import config
+from state_service.audit import verify_log
 from state_service.lifecycle import State
 from tests.conftest import API_KEY
 from tests.state_service.helpers import token_in, transition_body
@@ -69,7 +70,7 @@ def test_racing_suspend_resume_on_shared_tokens(service, client, db, pg_dsn):
         state, version = db.execute("select state, version from tokens where token_ref = %s",
                                     [ref]).fetchone()
         assert (state, version) == (rows[-1][2], len(rows))
-    assert verify_database(pg_dsn).ok
+    assert verify_log(pg_dsn, config.chain_keys()[1]).ok
 
 
 def test_same_event_id_from_many_writers_is_recorded_once(service, client, db):

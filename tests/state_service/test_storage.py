@@ -11,9 +11,10 @@ import threading
 import psycopg
 import pytest
 
-from state_service.chain import verify_database
+from state_service import config
+from state_service.audit import verify_log
 from state_service.lifecycle import State
-from state_service.migrate import migrate
+from state_service.migrate import available, migrate
 from tests.state_service.helpers import token_in, transition_body
 
 
@@ -33,28 +34,29 @@ def test_log_refuses_update_and_delete(client, db, statement):
 
 def test_chain_verification_names_a_row_altered_by_a_superuser(client, pg_dsn, db):
     ref = token_in(client, State.TOKEN_SUSPENDED)
-    assert verify_database(pg_dsn).ok
+    assert verify_log(pg_dsn, config.chain_keys()[1]).ok
     # a superuser bypasses the trigger and rewrites history
     with db.transaction():
         db.execute("set local session_replication_role = replica")
         db.execute("update token_state_transitions set reason_code = 'cardholder_request' "
                    "where token_ref = %s and version = 7", [ref])
     try:
-        result = verify_database(pg_dsn)
+        result = verify_log(pg_dsn, config.chain_keys()[1])
         assert not result.ok
-        assert [(b.token_ref, b.version) for b in result.breaks] == [(ref, 7)]
-        assert "altered" in result.breaks[0].problem
-        cli = subprocess.run([sys.executable, "-m", "orchestration.cli", "audit", "verify"],
+        assert [(f.token_ref, f.version, f.kind) for f in result.findings] == [
+            (ref, 7, "edited_row")]
+        cli = subprocess.run([sys.executable, "-m", "orchestration.cli", "audit", "verify",
+                              "--no-checkpoints"],
                              env=os.environ | {"TOKENWATCH_PG_DSN": pg_dsn},
                              capture_output=True, text=True, timeout=120)
         assert cli.returncode == 1, cli.stdout + cli.stderr
-        assert ref in cli.stdout and "BROKEN" in cli.stdout
+        assert ref in cli.stdout and "TAMPERED" in cli.stdout
     finally:  # put the row back so the shared database verifies again
         with db.transaction():
             db.execute("set local session_replication_role = replica")
             db.execute("update token_state_transitions set reason_code = 'device_lost' "
                        "where token_ref = %s and version = 7", [ref])
-    assert verify_database(pg_dsn).ok
+    assert verify_log(pg_dsn, config.chain_keys()[1]).ok
 
 
 def test_recorded_at_comes_from_the_database_and_rows_chain(client, db):
@@ -96,7 +98,7 @@ def test_late_committing_transaction_is_below_the_reader_xmin_only_after_commit(
 def test_migrations_are_versioned_and_idempotent(pg_dsn, db):
     assert migrate(pg_dsn) == []
     versions = [r[0] for r in db.execute("select version from schema_migrations order by 1")]
-    assert versions == [1]
+    assert versions == [m.version for m in available()]
     # concurrent migrators serialise on the advisory lock
     errors: list[Exception] = []
 
