@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -11,19 +12,54 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from state_service import roles
 from state_service.app import create_app
 from state_service.database import ensure_database, resolve_server
+from state_service.migrate import migrate
 
 
 def dsn_from_env() -> str:
-    """The state service's database: resolved (see ``state_service.database``), created if new."""
+    """The state service's database as the admin (the owner of what migrations create):
+    resolved (see ``state_service.database``), created if new. For migrations; the service
+    and the readers connect with their roles (``service_dsn_from_env``, ``reader_dsn_from_env``).
+    """
     server = resolve_server()
     return ensure_database(server) if server.source != "env" else server.dsn_for()
 
 
+def service_dsn_from_env() -> str:
+    """How the state service connects: ``TOKENWATCH_SERVICE_PG_DSN`` when set, else the admin
+    DSN with the ``tokenwatch_service`` role (``state_service.roles``)."""
+    return roles.dsn_for(roles.SERVICE, dsn_from_env)
+
+
+def reader_dsn_from_env() -> str:
+    """How readers (ingestion, the gate, ``tokenwatch audit verify``) connect:
+    ``TOKENWATCH_READER_PG_DSN`` when set, else the admin DSN with ``tokenwatch_reader``."""
+    return roles.dsn_for(roles.READER, dsn_from_env)
+
+
+def admin_dsn_available() -> bool:
+    """Whether migrations can run here: the admin's DSN is configured (TOKENWATCH_PG_DSN), or
+    the service has no DSN of its own and the admin is resolved locally. A deployment that
+    gives the service only TOKENWATCH_SERVICE_PG_DSN leaves migrations to
+    ``tokenwatch db migrate`` run by the admin."""
+    return bool(os.environ.get("TOKENWATCH_PG_DSN")
+                or not os.environ.get(roles.DSN_ENV[roles.SERVICE], "").strip())
+
+
+def migrate_if_admin() -> bool:
+    """Migrate (as the admin) when ``admin_dsn_available``; True if it ran."""
+    if not admin_dsn_available():
+        return False
+    migrate(dsn_from_env())
+    return True
+
+
 def app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory`` (one per worker process)."""
-    return create_app(dsn_from_env())
+    """Factory for ``uvicorn --factory`` (one per worker process): the service under its role.
+    It runs no migrations (the service role may not): ``tokenwatch serve`` runs them first."""
+    return create_app(service_dsn_from_env(), run_migrations=False)
 
 
 def free_port() -> int:

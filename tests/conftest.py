@@ -11,6 +11,7 @@ import httpx
 import psycopg
 import pytest
 
+from state_service import roles
 from state_service.app import create_app
 from state_service.database import PgServer, drop_database, ensure_database, resolve_server
 from state_service.migrate import migrate
@@ -37,8 +38,17 @@ def pg_dsn(pg_server: PgServer) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def service(pg_dsn: str) -> Iterator[ServiceThread]:
-    with ServiceThread(create_app(pg_dsn, api_keys=[API_KEY], pool_size=20)) as svc:
+def service_dsn(pg_dsn: str) -> str:
+    """The session database as the state service connects to it: ``tokenwatch_service``."""
+    return roles.role_dsn(pg_dsn, roles.SERVICE)
+
+
+@pytest.fixture(scope="session")
+def service(service_dsn: str) -> Iterator[ServiceThread]:
+    """The service under its least-privilege role (the database is migrated by ``pg_dsn``), so
+    every API test also proves the role is enough."""
+    with ServiceThread(create_app(service_dsn, api_keys=[API_KEY], pool_size=20,
+                                  run_migrations=False)) as svc:
         yield svc
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from orchestration.local.simulator.faults import Faults
 from orchestration.local.simulator.run import Settings, Target, simulate
+from state_service import roles
 from state_service.app import create_app
 from state_service.database import PgServer, ensure_database
 from state_service.migrate import migrate
@@ -36,8 +37,10 @@ class World:
     settings: Settings
     target: Target
     summary: dict
-    pg_dsn: str  # the state service's database holding exactly this world's transitions
+    pg_dsn: str  # the database holding exactly this world's transitions, as readers see it
+    #              (tokenwatch_reader, what ingestion connects as)
     database: str
+    admin_dsn: str = ""  # the same database as the admin
 
 
 def build_world(pg_server: PgServer, local_stack, api_key: str, tokens: int = 300,
@@ -47,7 +50,9 @@ def build_world(pg_server: PgServer, local_stack, api_key: str, tokens: int = 30
     dsn = ensure_database(pg_server, database)
     migrate(dsn)
     settings = Settings(tokens=tokens, days=days, seed=seed, start=START, faults=faults)
-    with ServiceThread(create_app(dsn, api_keys=[api_key], pool_size=8)) as svc:
+    service_dsn = roles.role_dsn(dsn, roles.SERVICE)  # the service under its role
+    with ServiceThread(create_app(service_dsn, api_keys=[api_key], pool_size=8,
+                                  run_migrations=False)) as svc:
         target = fresh_target(local_stack, svc.url, api_key)
         summary = simulate(settings, target)
-    return World(settings, target, summary, dsn, database)
+    return World(settings, target, summary, roles.role_dsn(dsn, roles.READER), database, dsn)

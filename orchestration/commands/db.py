@@ -9,14 +9,31 @@ out = Console()
 
 @app.command("migrate")
 def migrate_cmd() -> None:
-    """Apply pending SQL migrations to the state service's database."""
-    from state_service.migrate import migrate
+    """Apply pending SQL migrations to the state service's database, then set up its roles
+    (tokenwatch_owner, tokenwatch_service, tokenwatch_reader) and their grants. Run it as the
+    admin (TOKENWATCH_PG_DSN: a superuser, or RDS's master user)."""
+    from state_service import roles
+    from state_service.migrate import migrate_database
     from state_service.server import dsn_from_env
 
-    applied = migrate(dsn_from_env())
-    for mig in applied:
+    report = migrate_database(dsn_from_env())
+    for mig in report.applied:
         out.print(f"applied {mig.version:04d}_{mig.name}")
-    out.print(f"{len(applied)} migration(s) applied; the database is up to date")
+    done = report.roles
+    for role, status in done.status.items():
+        kind = "NOLOGIN" if role == roles.OWNER else "LOGIN"
+        secret = (f"; password set from {roles.PASSWORD_ENV[role]}"
+                  if role in done.passwords else "")
+        out.print(f"role {role} ({kind}): {status}{secret}")
+        for what in done.privileges[role]:
+            out.print(f"  {what}")
+    for line in done.memberships:
+        out.print(line)
+    if done.owned:
+        out.print(f"handed to {roles.OWNER}: {', '.join(done.owned)}")
+    out.print("grants: " + ("applied (they differed)" if done.grants_changed
+                            else "unchanged (already as listed)"))
+    out.print(f"{len(report.applied)} migration(s) applied; the database is up to date")
 
 
 @app.command("info")

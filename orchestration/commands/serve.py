@@ -9,10 +9,10 @@ def serve(
     port: int = typer.Option(8080, help="Port to listen on."),
     workers: int = typer.Option(1, min=1, help="Worker processes."),
 ) -> None:
-    """Run the state service (HTTP API) against the resolved PostgreSQL."""
-    from state_service.migrate import migrate
-    from state_service.server import dsn_from_env
+    """Run the state service (HTTP API) against the resolved PostgreSQL, as its role."""
+    from state_service.server import migrate_if_admin
 
-    migrate(dsn_from_env())  # once, before the workers start
+    # once, before the workers start (which connect as tokenwatch_service and cannot migrate)
+    migrate_if_admin()
     uvicorn.run("state_service.server:app_from_env", factory=True, host=host, port=port,
                 workers=workers, access_log=False)

@@ -57,11 +57,16 @@ def simulate_into_stack(settings, service_url: str = "", api_key: str = "") -> d
     with ExitStack() as stack_ctx:
         if not service_url:
             from state_service.app import create_app
-            from state_service.server import ServiceThread, dsn_from_env
+            from state_service.server import (
+                ServiceThread,
+                migrate_if_admin,
+                service_dsn_from_env,
+            )
 
             api_key = secrets.token_urlsafe(24)
-            svc = stack_ctx.enter_context(ServiceThread(create_app(dsn_from_env(),
-                                                                   api_keys=[api_key])))
+            migrate_if_admin()  # the service's role cannot: migrate as the admin first
+            svc = stack_ctx.enter_context(ServiceThread(create_app(
+                service_dsn_from_env(), api_keys=[api_key], run_migrations=False)))
             service_url = svc.url
         target = Target(service_url, api_key, stack.kinesis_client(), stack.stream,
                         stack.s3_client(), stack.bucket)

@@ -24,12 +24,13 @@ def _drain(sock: socket.socket) -> list[str]:
         return packets
 
 
-def test_transition_counter_and_latency_reach_udp(pg_dsn):
+def test_transition_counter_and_latency_reach_udp(service_dsn):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
         metrics = ServiceMetrics("127.0.0.1", port, env="test")
-        with ServiceThread(create_app(pg_dsn, api_keys=["k"], metrics=metrics)) as svc:
+        with ServiceThread(create_app(service_dsn, api_keys=["k"], metrics=metrics,
+                                      run_migrations=False)) as svc:
             headers = {"Authorization": "Bearer k"}
             ref = new_ref()
             httpx.post(f"{svc.url}/v1/tokens", json=create_body(ref, "google_pay"),

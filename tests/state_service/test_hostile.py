@@ -246,8 +246,8 @@ def test_a_chunked_body_growing_past_the_limit_answers_413(service):
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
 
 
-def test_a_body_just_under_the_limit_is_read(pg_dsn):
-    app = create_app(pg_dsn, api_keys=["k"], max_body_bytes=4096, run_migrations=False)
+def test_a_body_just_under_the_limit_is_read(service_dsn):
+    app = create_app(service_dsn, api_keys=["k"], max_body_bytes=4096, run_migrations=False)
     with ServiceThread(app) as svc, httpx.Client(base_url=svc.url,
                                                  headers={"Authorization": "Bearer k"}) as c:
         body = create_body(new_ref())
@@ -259,8 +259,8 @@ def test_a_body_just_under_the_limit_is_read(pg_dsn):
 
 # -- reads are authenticated --------------------------------------------------------------
 @pytest.fixture(scope="module")
-def keyed_service(pg_dsn):
-    app = create_app(pg_dsn, api_keys=["w1"], read_keys=[READ_KEY], run_migrations=False)
+def keyed_service(service_dsn):
+    app = create_app(service_dsn, api_keys=["w1"], read_keys=[READ_KEY], run_migrations=False)
     with ServiceThread(app) as svc:
         yield svc
 

@@ -12,8 +12,8 @@ from tests.state_service.helpers import create_body, new_ref, transition_body
 from tests.tcp_proxy import Proxy
 
 
-def test_database_down_gives_503_then_recovers(pg_dsn):
-    proxy = Proxy(pg_dsn).start()
+def test_database_down_gives_503_then_recovers(service_dsn):
+    proxy = Proxy(service_dsn).start()
     app = create_app(proxy.proxied_dsn(), api_keys=["k"], run_migrations=False)
     headers = {"Authorization": "Bearer k"}
     with ServiceThread(app) as svc, httpx.Client(base_url=svc.url, headers=headers,

@@ -20,6 +20,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from state_service import roles
 from state_service.app import create_app
 from state_service.database import drop_database, ensure_database
 from state_service.migrate import migrate
@@ -36,7 +37,8 @@ def fresh_service(pg_server):
     dsn = ensure_database(pg_server, name)
     migrate(dsn)
     try:
-        with ServiceThread(create_app(dsn, api_keys=["st-write"], read_keys=["st-read"],
+        service_dsn = roles.role_dsn(dsn, roles.SERVICE)  # the service under its role
+        with ServiceThread(create_app(service_dsn, api_keys=["st-write"], read_keys=["st-read"],
                                       pool_size=8, run_migrations=False)) as svc:
             yield svc, dsn
     finally:
