@@ -59,14 +59,16 @@ def new_lake_objects(context: dg.SensorEvaluationContext, sources: SourcesResour
 MARTS = (dg.AssetSelection.assets(*[]) | dg.AssetSelection.groups(
     "staging", "intermediate", "reference", "wallet", "lifecycle", "compliance", "publication")
     ) - dg.AssetSelection.assets(["datadog", "dashboards_and_monitors"])
-COMPLIANCE = dg.AssetSelection.groups("compliance").upstream() - RAW
+COMPLIANCE = (dg.AssetSelection.groups("compliance").upstream() - RAW
+              ) | dg.AssetSelection.groups("audit")
 
 marts_job = dg.define_asset_job(
     "marts_and_kpis", selection=MARTS,
     description="Build the marts for a day, run the quality gate, publish the day's KPIs.")
 compliance_job = dg.define_asset_job(
     "compliance", selection=COMPLIANCE,
-    description="The audit marts and their checks (hash chains, exceptions, PAN scan).")
+    description="A checkpoint of the transition log and its verification, the audit marts "
+                "and their checks (hash chains, exceptions, PAN scan).")
 
 
 @dg.schedule(job=marts_job, cron_schedule="5 * * * *", execution_timezone="UTC",

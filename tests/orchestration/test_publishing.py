@@ -319,8 +319,9 @@ def test_cli_errors_are_one_line(clean_env, capsys):
     assert err == "error: ValueError: DD_API_KEY is not set: it is required to reach Datadog"
 
 
-@pytest.mark.parametrize("written", ["4111111111111111", "4111 1111 1111 1111",
-                                     "4111-1111-1111-1111", "x\uff14\uff11\uff11\uff11111111111111"])
+@pytest.mark.parametrize("written", [
+    "4111111111111111", "4111 1111 1111 1111", "4111-1111-1111-1111",
+    "x\uff14\uff11\uff11\uff11111111111111"])
 def test_a_pan_in_a_tag_or_name_is_refused_and_never_echoed_however_written(written):
     from orchestration.publishing.rules import tag_problem
 

@@ -1,0 +1,50 @@
+"""The compliance job's tamper evidence in Dagster: a checkpoint lands in S3 and the warehouse,
+and the blocking ``chain_verified`` check passes on an intact log and fails, naming the row,
+once a superuser has edited it."""
+
+from __future__ import annotations
+
+import uuid
+
+import dagster as dg
+import httpx
+
+from orchestration.assets.audit import AUDIT_ASSETS, AUDIT_CHECKS
+from orchestration.resources import SourcesResource, WarehouseResource
+from state_service.app import create_app
+from state_service.server import ServiceThread
+from tests.tamper import CASES, apply_all, record_history
+
+
+def test_checkpoint_asset_and_blocking_verification(source_dsn, local_stack, tmp_path,
+                                                    monkeypatch):
+    monkeypatch.setenv("TOKENWATCH_WAREHOUSE", "duckdb")
+    monkeypatch.setenv("TOKENWATCH_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
+    monkeypatch.setenv("TOKENWATCH_AUDIT_BUCKET", f"audit-{uuid.uuid4().hex[:8]}")
+    with ServiceThread(create_app(source_dsn, api_keys=["k"], run_migrations=False)) as svc, \
+            httpx.Client(base_url=svc.url, headers={"Authorization": "Bearer k"}) as client:
+        refs = record_history(client, 2)
+    resources = {"warehouse": WarehouseResource(),
+                 "sources": SourcesResource(pg_dsn=source_dsn)}
+    partition = "2026-11-24"
+
+    first = dg.materialize([*AUDIT_ASSETS, *AUDIT_CHECKS], resources=resources,
+                           partition_key=partition)
+    assert first.success
+    (check,) = first.get_asset_check_evaluations()
+    assert check.passed and check.metadata["rows"].value == 20
+    from ingestion.warehouse import open_warehouse
+
+    wh = open_warehouse()
+    try:
+        assert wh.count("chain_checkpoints") == 20 and wh.count("chain_checkpoint_log") == 1
+    finally:
+        wh.close()
+
+    apply_all(source_dsn, refs[:1])  # the first case: a reason edited in place
+    second = dg.materialize([*AUDIT_ASSETS, *AUDIT_CHECKS], resources=resources,
+                            partition_key=partition, raise_on_error=False)
+    (check,) = second.get_asset_check_evaluations()
+    assert not check.passed
+    assert check.metadata["findings_by_kind"].value == {CASES[0].kind: 1}
+    assert refs[0] in check.metadata["findings"].value[0]
