@@ -505,9 +505,6 @@ def test_the_local_stack_is_read_as_the_reader(local_stack, monkeypatch):
         assert conn.execute("select current_user").fetchone()[0] == roles.READER
 
 
-@pytest.mark.xfail(reason="orchestration/commands/audit.py, being rewritten by the hash-chain "
-                   "work, still reads the log with dsn_from_env() (the admin); it reads only, "
-                   "so state_service.server.reader_dsn_from_env() is enough")
 def test_audit_verify_reads_with_the_reader_dsn_alone(pg_dsn):
     """With only a reader DSN that works (the admin's points nowhere), the audit runs."""
     env = os.environ | {"TOKENWATCH_PG_DSN": "host=127.0.0.1 port=1 dbname=x connect_timeout=1",
