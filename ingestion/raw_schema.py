@@ -212,6 +212,9 @@ CHAIN_CHECKPOINTS = Table(
         C("version", "integer", "The row's version in the token's chain."),
         C("transition_id", "bigint", "The row's identity in the state service."),
         C("row_hash", "text", "The row's hash when the checkpoint was taken."),
+        C("content_hash", "text", "sha256 of the row's own content (chain.CONTENT_FIELDS): an "
+          "edited row changes it, a row only re-hashed does not."),
+        C("sealed", "boolean", "Whether the row's seal held when the checkpoint was taken."),
         _LOADED,
     ),
 )

@@ -51,9 +51,9 @@ def format_ts(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def canonical(row: Mapping[str, object]) -> str:
+def canonical(row: Mapping[str, object], fields: tuple[str, ...] = CANONICAL_FIELDS) -> str:
     parts = []
-    for field in CANONICAL_FIELDS:
+    for field in fields:
         value = row[field]
         if value is None:
             parts.append("")
@@ -66,6 +66,17 @@ def canonical(row: Mapping[str, object]) -> str:
 
 def row_hash(row: Mapping[str, object]) -> str:
     return hashlib.sha256(canonical(row).encode()).hexdigest()
+
+
+#: A row's own content (every canonical field but prev_hash, with its identity first): what a
+#: checkpoint records as ``content_hash``, so the warehouse can tell an edited row (its content
+#: changed) from one that was only re-hashed (its neighbour changed). No key: SQL recomputes it.
+CONTENT_FIELDS: tuple[str, ...] = ("transition_id", "xact_id") + tuple(
+    f for f in CANONICAL_FIELDS if f != "prev_hash")
+
+
+def content_hash(row: Mapping[str, object]) -> str:
+    return hashlib.sha256(canonical(row, CONTENT_FIELDS).encode()).hexdigest()
 
 
 def _sealed_text(kind: str, fields: tuple[str, ...], row: Mapping[str, object]) -> bytes:

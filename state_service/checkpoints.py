@@ -33,10 +33,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+from psycopg.rows import dict_row
 
+from state_service import chain
 from state_service.verify import CheckpointRow, Finding
 
 FORMAT = "tokenwatch-checkpoint-v1"
+#: Each row line: [token_ref, version, transition_id, row_hash, content_hash, sealed], where
+#: ``sealed`` says whether the row's seal held when the checkpoint was taken (the checkpoint
+#: writer holds the key; a forged row is recorded as what it is).
+_COLUMNS = ", ".join("xact_id::text as xact_id" if c == "xact_id" else c for c in sorted(
+    set(chain.SEALED_FIELDS) | set(chain.CANONICAL_FIELDS) | {"row_hash", "row_mac"}))
 PREFIX = "checkpoints/"
 
 
@@ -136,15 +143,17 @@ def take_checkpoint(dsn: str, s3, bucket: str, keys: tuple[str, Mapping[str, byt
             conn.execute("set transaction isolation level repeatable read, read only")
             xact_to = int(conn.execute(
                 "select pg_snapshot_xmin(pg_current_snapshot())::text").fetchone()[0])
-            cur = conn.cursor(name="checkpoint_rows")
+            cur = conn.cursor(name="checkpoint_rows", row_factory=dict_row)
             cur.itersize = 10_000
             cur.execute(
-                "select token_ref, version, transition_id, row_hash from token_state_transitions"
-                " where xact_id >= %s::text::xid8"
+                f"select {_COLUMNS} from token_state_transitions where xact_id >= %s::text::xid8"
                 " order by token_ref collate \"C\", version, transition_id", [str(xact_from)])
             for row in cur:
-                line = json.dumps(list(row)).encode() + b"\n"
-                rows_file.write(line)
+                key = keyring.get(row["key_id"]) if row["key_id"] else None
+                sealed = key is not None and chain.row_mac(key, row) == row["row_mac"]
+                line = json.dumps([row["token_ref"], row["version"], row["transition_id"],
+                                   row["row_hash"], chain.content_hash(row), sealed])
+                rows_file.write(line.encode() + b"\n")
                 count += 1
         taken_at = datetime.now(UTC).isoformat()
         header = {"format": FORMAT, "seq": seq, "taken_at": taken_at,
@@ -186,7 +195,8 @@ def write_to_warehouse(wh, cp: Checkpoint, rows: Iterable[list]) -> None:
         batch: list[dict] = []
         for r in rows:
             batch.append({"seq": cp.seq, "token_ref": r[0], "version": r[1],
-                          "transition_id": r[2], "row_hash": r[3], "_loaded_at": now})
+                          "transition_id": r[2], "row_hash": r[3], "content_hash": r[4],
+                          "sealed": r[5], "_loaded_at": now})
             if len(batch) == 100_000:
                 wh.append(CHAIN_CHECKPOINTS, to_arrow(CHAIN_CHECKPOINTS, batch))
                 batch = []
@@ -245,5 +255,5 @@ def rows_of(path: str, seq: int) -> Iterator[CheckpointRow]:
     with open(path, "rb") as fh:
         next(fh)  # the header
         for line in fh:
-            token_ref, version, _tid, row_hash = json.loads(line)
+            token_ref, version, _tid, row_hash, _content, _sealed = json.loads(line)
             yield CheckpointRow(token_ref, int(version), row_hash, seq)

@@ -4,6 +4,9 @@ dropped where needed), each to a token of its own in a recorded history. Both ve
 and version given here, and pass the untampered tokens.
 
 ``record_history`` writes the history through the service's API; ``apply_all`` tampers.
+The order both verifiers are tested in: record, checkpoint, tamper, checkpoint again (the
+writer of a checkpoint holds the key: a forged row lands in it marked ``sealed = false``),
+verify.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ class Case(NamedTuple):
     kind: str  # the finding both verifiers must report
     version: int | None  # the version they must name (None: the token as a whole)
     apply: Callable[[psycopg.Connection, str], None]
+    #: False where the warehouse cannot see it: the ``tokens`` table and the seals stay in
+    #: PostgreSQL (the warehouse holds the log and the checkpoints, never a key).
+    in_warehouse: bool = True
 
 
 def _unlocked(db: psycopg.Connection) -> None:
@@ -120,12 +126,12 @@ CASES: tuple[Case, ...] = (
         "delete from token_state_transitions where token_ref = %(ref)s",
         "delete from tokens where token_ref = %(ref)s")),
     Case("card_ref changed", "token_attributes", None, _sql(
-        "update tokens set card_ref = 'cref-someone-else' where token_ref = %(ref)s")),
+        "update tokens set card_ref = 'cref-someone-else' where token_ref = %(ref)s"), False),
     Case("the token's state moved without a transition", "token_head", ROWS, _sql(
-        "update tokens set state = 'TokenActive' where token_ref = %(ref)s")),
+        "update tokens set state = 'TokenActive' where token_ref = %(ref)s"), False),
     Case("a row's seal stripped", "unsealed_row", 3, _sql(
         "update token_state_transitions set key_id = null, row_mac = null"
-        " where token_ref = %(ref)s and version = 3")),
+        " where token_ref = %(ref)s and version = 3"), False),
 )
 
 
