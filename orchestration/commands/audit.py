@@ -14,12 +14,14 @@ err = Console(stderr=True)
 def _checkpoint_store():
     """The S3 client and bucket of the checkpoints: the local stack's, or AWS's in prod."""
     from state_service import config
-    from state_service.checkpoints import audit_bucket
+    from state_service.checkpoints import audit_bucket, ensure_bucket
 
     if config.env_name() == "local":
         from orchestration.local.stack import Stack
 
-        return Stack.load().s3_client(), audit_bucket()
+        s3 = Stack.load().s3_client()
+        ensure_bucket(s3, audit_bucket())  # the local stand-in of the provisioned bucket
+        return s3, audit_bucket()
     import boto3
 
     return boto3.client("s3"), audit_bucket()
@@ -79,12 +81,10 @@ def checkpoint_cmd() -> None:
     warehouse (raw.chain_checkpoints)."""
     from ingestion.warehouse import open_warehouse
     from state_service import config
-    from state_service.checkpoints import ensure_bucket, take_checkpoint
+    from state_service.checkpoints import take_checkpoint
     from state_service.server import reader_dsn_from_env
 
     s3, bucket = _checkpoint_store()
-    if config.env_name() == "local":
-        ensure_bucket(s3, bucket)
     wh = open_warehouse()
     try:
         cp = take_checkpoint(reader_dsn_from_env(), s3, bucket, config.chain_keys(), wh)
