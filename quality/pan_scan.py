@@ -1,10 +1,19 @@
 """No card number (PAN) anywhere in the warehouse: every text column of the raw tables and of
-the given marts is scanned with the project's one Luhn rule (``state_service.pan``).
+the given marts is scanned with the project's one rule (``state_service.pan``).
 
-The database pre-filters: only cells with a standalone run of 13-19 digits (not inside a word
-such as a hex digest) come back, and Python applies ``find_pan_like`` to those. Hits are
-reported masked (first six and last four digits); a full PAN is never echoed, not even inside
-a row locator.
+The database pre-filters with a superset of the rule, and Python applies ``find_pan_like`` to
+the cells that come back. A cell comes back when its text holds
+
+- in ASCII, a maximal run of 13-19 digits, or digit groups of 3-6 joined by single separators
+  (space, ``-``, ``.``, ASCII whitespace) that could hold 13 digits, starting with 2-6 (the
+  shapes of dbt's ``pan_candidate_pattern``); or
+- a non-ASCII character, and seven characters in a row each an ASCII digit or non-ASCII, at
+  most one separator between two: what a PAN-like run becomes once the rule's normalisation
+  has made its Unicode digits, spaces and dashes ASCII and dropped its invisible characters
+  (a character normalises to at most two digits in a row, such as U+2473 to ``20``).
+
+Hits are reported masked (first six and last four digits); a full PAN is never echoed, not
+even inside a row locator.
 """
 
 from __future__ import annotations
@@ -17,11 +26,22 @@ from ingestion.raw_schema import SCHEMA, TABLES
 from ingestion.warehouse.base import Warehouse
 from quality.partitions import quote, table_columns
 from quality.result import MAX_EXAMPLES, CheckResult
-from state_service.pan import PAN_MAX_DIGITS, PAN_MIN_DIGITS, find_pan_like
+from state_service.pan import find_pan_like, mask, redact
 
-#: The same boundaries as ``find_pan_like``'s, in a syntax RE2, PostgreSQL and Snowflake share.
-PREFILTER = (rf"(^|[^0-9A-Za-z])[0-9]{{{PAN_MIN_DIGITS},{PAN_MAX_DIGITS}}}"
-             r"([^0-9A-Za-z]|$)")
+__all__ = ["mask", "prefilter", "redact", "scan_for_pans"]
+
+#: The single separators of printed groups, as ASCII text holds them (whitespace becomes a
+#: space): literal characters, so that RE2, PostgreSQL and Snowflake read the same class.
+_SEP = "[ .\t\n\x0b\x0c\r\x1c-\x1f-]"
+_G, _G4, _G5 = "[0-9]{3,6}", "[0-9]{4,6}", "[0-9]{5,6}"
+_F, _F4, _F5 = "[2-6][0-9]{2,5}", "[2-6][0-9]{3,5}", "[2-6][0-9]{4,5}"
+#: ASCII shapes that may hold a PAN-like run (a superset: the digits are checked in Python).
+PREFILTER_SHAPES = ("(^|[^0-9])([2-6][0-9]{12,18}|" + "|".join(_SEP.join(groups) for groups in (
+    (_F5, _G, _G), (_F, _G5, _G), (_F, _G, _G5), (_F4, _G, _G, _G), (_F, _G4, _G, _G),
+    (_F, _G, _G4, _G), (_F, _G, _G, _G4))) + f"|{_F}({_SEP}{_G}){{4,}})([^0-9]|$)")
+NON_ASCII = "[\x80-\U0010ffff]"
+#: Seven ASCII digits or non-ASCII characters in a row, at most one separator between two.
+NON_ASCII_WINDOW = f"[0-9\x80-\U0010ffff]({_SEP}?[0-9\x80-\U0010ffff]){{6}}"
 _MATCH = {"duckdb": "regexp_matches({}, '{}')", "postgres": "{} ~ '{}'",
           "snowflake": "regexp_instr({}, '{}') > 0"}
 _AS_TEXT = {"duckdb": "cast({} as varchar)", "postgres": "cast({} as text)",
@@ -31,16 +51,12 @@ _TEXT_TYPES = ("varchar", "text", "char", "json", "variant", "string")
 RAW_LOCATORS = {"quarantine": "location", "_ingest_state": "key", "_s3_manifest": "s3_key"}
 
 
-def mask(digits: str) -> str:
-    """``4111111111111111`` -> ``411111******1111``."""
-    return digits[:6] + "*" * (len(digits) - 10) + digits[-4:]
-
-
-def redact(text: str) -> str:
-    """``text`` with every PAN-like run masked."""
-    for run in find_pan_like(text):
-        text = text.replace(run, mask(run))
-    return text
+def prefilter(dialect: str, expr: str) -> str:
+    """The SQL predicate (``duckdb``, ``postgres`` or ``snowflake``) true for every text
+    ``expr`` in which ``find_pan_like`` may find a run."""
+    match = _MATCH[dialect]
+    return (f"({match.format(expr, PREFILTER_SHAPES)} or ({match.format(expr, NON_ASCII)}"
+            f" and {match.format(expr, NON_ASCII_WINDOW)}))")
 
 
 def _scan_table(wh: Warehouse, table: str, locator: str | None) -> tuple[int, int, list[dict]]:
@@ -54,7 +70,7 @@ def _scan_table(wh: Warehouse, table: str, locator: str | None) -> tuple[int, in
     loc = by_lower.get((locator or RAW_LOCATORS.get(name.lower(), "_source_location")).lower(),
                        names[0])
     as_text = [_AS_TEXT[wh.name].format(quote(c)) for c in text]
-    where = " or ".join(_MATCH[wh.name].format(e, PREFILTER) for e in as_text)
+    where = " or ".join(prefilter(wh.name, e) for e in as_text)
     rows = wh.query(f"select {_AS_TEXT[wh.name].format(quote(loc))}, {', '.join(as_text)}"
                     f" from {quote(schema)}.{quote(name)} where {where}")
     hits = [{"table": table, "column": col.lower() if col.isupper() else col,

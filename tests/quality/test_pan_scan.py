@@ -1,6 +1,8 @@
-"""The PAN scan on DuckDB and PostgreSQL warehouses: Luhn-valid card numbers planted in text
-and JSON columns of raw and mart tables are found and reported masked; hex digests, UUIDs,
-Luhn-invalid and over-long digit runs are not."""
+"""The PAN scan on DuckDB and PostgreSQL warehouses (and fakesnow's Snowflake): card numbers
+planted in text and JSON columns of raw and mart tables, however written (every PAN-like value
+of the case table ``tests/pan_cases.py``), are found and reported masked; hex digests, UUIDs,
+Luhn-invalid and over-long digit runs, and the case table's other values, are not. The
+database's pre-filter never hides a text the Python rule finds a run in."""
 
 from __future__ import annotations
 
@@ -10,8 +12,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from quality.pan_scan import _MATCH, PREFILTER, mask, redact, scan_for_pans
-from state_service.pan import _DIGIT_RUN, find_pan_like
+import state_service.pan
+from ingestion.raw_schema import TABLES
+from quality.pan_scan import _MATCH, PREFILTER_SHAPES, mask, prefilter, redact, scan_for_pans
+from state_service.pan import find_pan_like
+from tests.pan_cases import CASES
 
 TARGETS = ["duckdb", "postgres"]
 PANS = ["4111111111111111", "5555555555554444", "378282246310005", "4012888888881881"]
@@ -89,8 +94,9 @@ def test_hashes_uuids_and_luhn_invalid_runs_pass(warehouse_factory, target):
     result = scan_for_pans(wh)
     assert result.passed, result.summary
     assert result.metadata["pan_like_cells"] == 0 and result.metadata["hits"] == []
-    assert len(result.metadata["tables_scanned"]) == 7
-    # the database let through only the Luhn-invalid standalone run and the ms timestamp
+    assert len(result.metadata["tables_scanned"]) == len(TABLES)
+    # the database let through only the transition (its Luhn-invalid reason code, and digit
+    # runs glued to hex digests) and the event with a Luhn-invalid order number
     assert result.metadata["candidate_rows"] == 2
     assert "no PAN-like value" in result.summary
 
@@ -112,35 +118,96 @@ def test_tables_must_exist_and_be_qualified(warehouse_factory):
         scan_for_pans(wh, ["marts.nowhere"])
 
 
-@pytest.mark.parametrize("target", TARGETS)
-def test_the_database_prefilter_lets_through_exactly_the_standalone_digit_runs(
-        warehouse_factory, target):
-    """The pre-filter may never hide a PAN: on random text it matches exactly where
-    ``find_pan_like``'s digit-run pattern does."""
-    rng = random.Random(6)
-    alphabet = "0123456789" * 8 + "abcfXZ-_ :/{}\"'"
+def _random_texts(n: int, seed: int) -> list[str]:
+    """Texts of digits, separators, letters and Unicode digits, spaces, dashes, invisible and
+    compatibility characters; a third with a card number written in groups, with one
+    separator and one digit form."""
+    rng = random.Random(seed)
+    alphabet = (list("0123456789" * 8) + list(" -. -._:/{}\"'abcfXZ") + [
+        "\t", "\n", "\u00a0", "\u2013", "\u2212", "\u200b", "\u00ad", "\u0301", "\ufe0f",
+        "\u20e3", "\uff14", "\uff11", "\u0664", "\u0661", "\u0967", "\u2473", "\u3251",
+        "\U0001d7d2", "\u00e9", "\u4e2d", "\u00b4"])
     texts = []
-    for i in range(3000):
+    for i in range(n):
         text = "".join(rng.choices(alphabet, k=rng.randint(5, 60)))
         if i % 3 == 0:
+            pan = rng.choice(PANS)
+            size = rng.choice([len(pan), 4, 5, 6])
+            sep = rng.choice([" ", "-", ".", "\t", "\u00a0", "\u2013", "\u200b", ""])
+            written = sep.join(pan[at:at + size] for at in range(0, len(pan), size))
+            form = rng.choice([0x30, 0x30, 0xFF10, 0x0660, 0x1D7CE])  # the digit zero
+            written = written.translate({ord(d): form + int(d) for d in "0123456789"})
             cut = rng.randint(0, len(text))
-            text = text[:cut] + rng.choice(PANS) + text[cut:]
+            text = text[:cut] + rng.choice(["", " ", "x", "\u200b"]) + written + text[cut:]
         texts.append(text)
-    wh = warehouse_factory(target)
-    predicate = _MATCH[wh.name].format("s", PREFILTER)
+    return texts
+
+
+def _prefiltered(wh, target: str, texts: list[str]) -> list[tuple[str, bool]]:
     placeholder = "cast(%s as text[])" if target == "postgres" else "%s"
-    rows = wh.query(f"select s, {predicate} from unnest({placeholder}) as t(s)", [texts])
-    assert len(rows) == len(texts)
-    assert all(bool(match) == bool(_DIGIT_RUN.search(text)) for text, match in rows)
-    assert any(find_pan_like(text) for text, _ in rows)  # the sample holds real hits
+    return wh.query(f"select s, {prefilter(wh.name, 's')} from unnest({placeholder}) as t(s)",
+                    [texts])
 
 
-def test_masking_and_the_prefilter_agree_with_the_luhn_rule():
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_database_prefilter_never_hides_a_text_holding_a_pan(warehouse_factory, target):
+    """On random text, and on every value of the case table, the pre-filter lets through
+    every text in which ``find_pan_like`` finds a run (and not everything)."""
+    texts = _random_texts(3000, seed=6) + [c.value for c in CASES]
+    wh = warehouse_factory(target)
+    rows = _prefiltered(wh, target, texts)
+    assert sorted(text for text, _ in rows) == sorted(texts)
+    hidden = [text for text, passed in rows if find_pan_like(text) and not passed]
+    assert not hidden, hidden
+    assert sum(bool(find_pan_like(text)) for text in texts) > 150  # the sample holds hits
+    assert sum(not passed for _, passed in rows) > 200  # and the filter filters
+    plain = ["49655557826545342356234542334552345678901234567890", "1700000000000",
+             "2026-11-24T10:00:00.123456Z", "192.168.100.200 10.0.0.1", "2026-11-24",
+             "tok-20261201-0000123", "caf\u00e9 12345", "shardId-000000000001"]
+    assert dict(_prefiltered(wh, target, plain)) == dict.fromkeys(plain, False)
+
+
+CASE_MART = "marts.pan_cases"
+
+
+@pytest.mark.parametrize("target", [*TARGETS, "snowflake"])
+def test_every_case_of_the_table_planted_in_a_raw_and_a_mart_table(warehouse_factory, target):
+    """Each value of the case table in the raw quarantine's text and in a mart's: the scan
+    finds the PAN-like ones, masked, in both tables, and nothing else."""
+    wh = warehouse_factory(target)
+    wh.execute("create schema if not exists marts")
+    wh.execute(f"create table {CASE_MART} (case_key text, note text)")
+    for i, case in enumerate(CASES):
+        wh.execute("insert into raw.quarantine (source, location, raw_text, reason, _loaded_at)"
+                   " values (%s, %s, %s, %s, %s)",
+                   ["pan_cases", f"case-{i}", case.value, "planted", NOW])
+        wh.execute(f"insert into {CASE_MART} values (%s, %s)", [f"case-{i}", case.value])
+    result = scan_for_pans(wh, [CASE_MART], max_examples=1000)
+    hits = {(h["table"], h["locator"]): h for h in result.metadata["hits"]}
+    expected = {}
+    for table, column in (("raw.quarantine", "raw_text"), (CASE_MART, "note")):
+        for i, case in enumerate(CASES):
+            if case.pan:
+                expected[(table, f"case-{i}")] = (column, [mask(case.pan)], case.why)
+    got = {key: (h["column"], h["masked"], expected.get(key, (None, None, "no PAN"))[2])
+           for key, h in hits.items()}
+    assert got == expected
+    assert result.metadata["pan_like_cells"] == len(expected)
+    assert not result.passed
+    everything = result.summary + json.dumps(result.metadata, ensure_ascii=False)
+    for case in CASES:
+        if case.pan:
+            assert case.pan not in everything  # never echoed
+
+
+def test_masking_is_the_rules_and_the_prefilter_keeps_its_shapes():
+    assert mask is state_service.pan.mask and redact is state_service.pan.redact
     assert mask("4111111111111111") == "411111******1111"
     assert mask("378282246310005") == "378282*****0005"
     assert redact("a 4111111111111111 b 4111111111111112") == (
         "a 411111******1111 b 4111111111111112")
-    assert "{13,19}" in PREFILTER
+    assert redact("card 4111 1111 1111 1111") == "card 411111******1111"
+    assert "{12,18}" in PREFILTER_SHAPES and set(_MATCH) == {"duckdb", "postgres", "snowflake"}
 
 
 def test_snowflake_scans_with_its_own_regexp_function(warehouse_factory):

@@ -1,8 +1,12 @@
 {#- Card-number-like values anywhere in the raw layer's text (through staging, and the
-    incremental copies of the two big tables): one row per cell holding at least one maximal
-    13-19 digit run that passes the Luhn check. Only the masked value (first six,
-    last four) is kept. Hex digests (prev_hash, row_hash, etag) are not scanned: a sha256 or
-    md5 in hex is not free text and has digit runs by chance. -#}
+    incremental copies of the two big tables): one row per cell holding at least one PAN-like
+    run, by the rule of state_service/pan.py (pan_like_runs: normalised text, 13-19 digits
+    written contiguously or in printed groups, first digit 2-6, Luhn). Only the masked value
+    (first six, last four) is kept. Hex digests (prev_hash, row_hash, etag) are not scanned:
+    a sha256 or md5 in hex is not free text and has digit runs by chance.
+    On PostgreSQL the query runs without JIT: its estimated cost gets it compiled, and
+    compiling its many expressions takes seconds to minutes for a query that runs in less. -#}
+{{ config(pre_hook=['set local jit = off'] if target.type == 'postgres' else []) }}
 {%- set scans = [
     {'table': 'token_state_transitions', 'model': 'int_token_transitions', 'flagged': true,
      'location': 'source_location', 'observed_at': 'occurred_at', 'token_ref': 'token_ref',
@@ -45,8 +49,9 @@ with
 {% for scan in scans %}
 rows_with_digits_{{ loop.index }} as (
 
-    {#- a cheap row-level filter first: rows with a 13-19 digit run in any scanned column
-        (the incremental copies of the big tables flag them as they are loaded) -#}
+    {#- a cheap row-level filter first: rows whose text may hold a PAN-like run in any
+        scanned column (pan_candidate_pattern; the incremental copies of the big tables flag
+        them as they are loaded) -#}
     select * from {{ ref(scan.model) }}
     {% if scan.get('flagged') -%}
     where has_pan_candidate
@@ -79,19 +84,11 @@ cells as (
 
 ),
 
-digit_runs as (
-
-    {{ select_digit_runs('cells', 'text_value',
-        ['source_table', 'source_location', 'column_name', 'observed_at', 'token_ref',
-         'wallet_id']) }}
-
-),
-
 pan_like as (
 
-    select * from digit_runs
-    where length(digit_run) between 13 and 19
-        and {{ luhn_valid('digit_run') }}
+    {{ pan_like_runs('cells', 'text_value',
+        ['source_table', 'source_location', 'column_name', 'observed_at', 'token_ref',
+         'wallet_id']) }}
 
 ),
 
@@ -106,7 +103,7 @@ final as (
         max(token_ref) as token_ref,
         max(wallet_id) as wallet_id,
         count(*) as pan_like_runs,
-        min({{ mask_pan('digit_run') }}) as masked_value
+        min({{ mask_pan('pan_digits') }}) as masked_value
 
     from pan_like
     group by source_table, source_location, column_name

@@ -4,7 +4,8 @@
     before the newest are looked at again, for loads that commit out of order) and stamps
     them with the run's start (transformed_at): the per-token models downstream recompute the
     tokens of those rows. The staging view's dedupe runs once per build. Flags rows whose text
-    holds a run of 13-19 digits, the candidates of the card-number scan. -#}
+    may hold a card number (pan_candidate_pattern), the candidates of the card-number
+    scan. -#}
 {%- set text_columns = ['token_ref', 'event_id', 'from_state', 'to_state', 'actor',
                         'reason_code', 'decision', 'idv_method', 'wallet_id', 'network',
                         'token_type', 'source_location'] -%}

@@ -1,7 +1,7 @@
 {{ config(materialized='incremental', unique_key='event_id') }}
 {#- The deduplicated wallet events, materialized incrementally (see int_token_transitions):
-    one staging pass per build, a table downstream. Flags rows whose text holds a run of
-    13-19 digits, the candidates of the card-number scan. -#}
+    one staging pass per build, a table downstream. Flags rows whose text may hold a
+    card number (pan_candidate_pattern), the candidates of the card-number scan. -#}
 {%- set text_columns = ['event_id', 'event_type', 'wallet_id', 'token_ref', 'request_id',
                         'network', 'token_type', 'decision', 'error_code', 'idv_method',
                         'idv_outcome', 'currency', 'merchant_category', 'new_state',
