@@ -120,8 +120,8 @@ def _runs(norm: str) -> Iterator[tuple[int, int, str]]:
 
 def find_pan_like(text: str) -> list[str]:
     """The digits of every PAN-like run in ``text`` (empty: none)."""
-    if not isinstance(text, str) or len(text) < PAN_MIN_DIGITS:
-        return []
+    if not isinstance(text, str) or (len(text) < PAN_MIN_DIGITS and text.isascii()):
+        return []  # (a non-ASCII character may normalise to two digits: ㉑ is 21)
     return [digits for _, _, digits in _runs(normalise(text))]
 
 
@@ -163,9 +163,18 @@ def mask(digits: str) -> str:
 
 def redact(text: str, replacement: str | None = None) -> str:
     """``text`` with every PAN-like run replaced (by its mask, or by ``replacement``). A text
-    holding one comes back normalised, the form the rule read it in."""
+    holding one comes back normalised, the form the rule read it in. The result never holds a
+    PAN-like run: where a mask's digits join the groups before it into a new one, that run is
+    replaced by ``REDACTED`` (no digits) in a further pass."""
     if not find_pan_like(text):
         return text
+    out = _redact_once(text, replacement)
+    while find_pan_like(out):
+        out = _redact_once(out, REDACTED)
+    return out
+
+
+def _redact_once(text: str, replacement: str | None) -> str:
     norm = normalise(text)
     merged: list[list] = []  # overlapping windows of one run become one span
     for start, end, digits in sorted(_runs(norm)):
