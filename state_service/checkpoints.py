@@ -161,7 +161,7 @@ def take_checkpoint(dsn: str, s3, bucket: str, keys: tuple[str, Mapping[str, byt
                   "xact_to": xact_to, "rows": count}
         digest = hashlib.sha256()
         rows_file.seek(0)
-        with gzip.GzipFile(fileobj=body, mode="wb", mtime=0) as gz:
+        with gzip.GzipFile(fileobj=body, mode="wb", mtime=0, compresslevel=6) as gz:
             head = json.dumps(header, sort_keys=True).encode() + b"\n"
             digest.update(head)
             gz.write(head)
@@ -222,15 +222,21 @@ def check_sequence(checkpoints: list[Checkpoint], s3, bucket: str,
                                     f"checkpoint(s) {expected}..{cp.seq - 1} are missing"))
         expected = cp.seq + 1
         key_name, _, version = cp.key.partition("?versionId=")
-        body = s3.get_object(Bucket=bucket, Key=key_name, VersionId=version)["Body"].read()
-        try:
-            raw = gzip.decompress(body)
-        except (OSError, EOFError):
-            raw = b""
-        lines = raw.splitlines(keepends=True)
+        body = s3.get_object(Bucket=bucket, Key=key_name, VersionId=version)["Body"]
+        digest, lines = hashlib.sha256(), 0
+        tmp = tempfile.NamedTemporaryFile("wb", delete=False, suffix=".jsonl")  # noqa: SIM115
+        try:  # streamed: a checkpoint of millions of rows is never held in memory
+            with tmp, gzip.GzipFile(fileobj=body, mode="rb") as gz:
+                for line in gz:
+                    digest.update(line)
+                    tmp.write(line)
+                    lines += 1
+        except (OSError, EOFError, ValueError):
+            lines = 0
         key = keyring.get(cp.key_id)
-        if (not raw or _digest(lines) != cp.digest or key is None
+        if (not lines or digest.hexdigest() != cp.digest or key is None
                 or _seal(key, cp.digest) != cp.seal):
+            os.unlink(tmp.name)
             findings.append(Finding("checkpoint_missing", "(checkpoints)", None,
                                     f"{where}: its digest or seal does not match"))
             continue
@@ -238,9 +244,6 @@ def check_sequence(checkpoints: list[Checkpoint], s3, bucket: str,
             findings.append(Finding("checkpoint_missing", "(checkpoints)", None,
                                     f"{where} does not follow the checkpoint before it"))
         prev_digest = cp.digest
-        tmp = tempfile.NamedTemporaryFile("wb", delete=False, suffix=".jsonl")  # noqa: SIM115
-        with tmp:
-            tmp.write(raw)
         files.append((cp, tmp.name))
     return findings, files
 
@@ -255,5 +258,5 @@ def rows_of(path: str, seq: int) -> Iterator[CheckpointRow]:
     with open(path, "rb") as fh:
         next(fh)  # the header
         for line in fh:
-            token_ref, version, _tid, row_hash, _content, _sealed = json.loads(line)
-            yield CheckpointRow(token_ref, int(version), row_hash, seq)
+            token_ref, version, _tid, row_hash, _content, sealed = json.loads(line)
+            yield CheckpointRow(token_ref, int(version), row_hash, seq, bool(sealed))

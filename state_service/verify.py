@@ -95,6 +95,9 @@ class CheckpointRow:
     version: int
     row_hash: str
     seq: int
+    #: whether the row's seal held when the checkpoint was taken: a row forged before a
+    #: checkpoint is recorded in it as what it is, and vouches for nothing
+    sealed: bool = True
 
 
 def _grouped(rows: Iterable[Mapping], key: str = "token_ref") -> Iterator[tuple[str, list]]:
@@ -141,7 +144,7 @@ def verify_token(ref: str, rows: list[dict], token: dict | None,
     by_version = {r["version"]: r for r in rows}
     bad_seal = [r for r in rows if seal_holds(r, r["version"]) is False]
     sealed = [r for r in rows if r.get("key_id") is not None]
-    cp_versions = {c.version: c for c in checkpointed}
+    cp_versions = {c.version: c for c in checkpointed if c.sealed}
     cp_head = max(cp_versions, default=0)
     expected = list(range(1, len(rows) + 1))
     missing = sorted(set(range(1, max(versions) + 1)) - set(versions))
@@ -224,8 +227,8 @@ def verify_streams(rows: Iterable[dict], tokens: Iterable[dict],
     for ref, items in itertools.groupby(merged, key=lambda item: item[0]):
         got: dict[int, object] = {kind: value for _, kind, value in items}
         rows_of = got.get(0) or []
-        cps = [CheckpointRow(c["token_ref"], c["version"], c["row_hash"], c["seq"])
-               for c in (got.get(2) or [])]
+        cps = [CheckpointRow(c["token_ref"], c["version"], c["row_hash"], c["seq"],
+                             c.get("sealed", True)) for c in (got.get(2) or [])]
         result.tokens += 1
         result.unsealed_rows += sum(1 for r in rows_of if r.get("key_id") is None)
         result.checkpointed_rows += len(cps)
@@ -247,7 +250,7 @@ def _counting(rows: Iterable[dict], result: Verification) -> Iterator[dict]:
 def checkpointed_dicts(rows: Iterable[CheckpointRow]) -> Iterator[dict]:
     for c in rows:
         yield {"token_ref": c.token_ref, "version": c.version, "row_hash": c.row_hash,
-               "seq": c.seq}
+               "seq": c.seq, "sealed": c.sealed}
 
 
 def verify_database(dsn: str, keys: Mapping[str, bytes], checkpointed: Iterable[CheckpointRow] = (),

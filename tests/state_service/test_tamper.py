@@ -63,6 +63,22 @@ def test_every_tamper_case_is_named_and_the_rest_passes(recorded, audit_bucket):
     assert len(result.findings) == len(CASES)
 
 
+def test_a_checkpoint_after_the_tamper_changes_no_finding(recorded, audit_bucket):
+    """The order tests/tamper.py gives: checkpoint, tamper, checkpoint again. The second
+    checkpoint records the forged rows with ``sealed = false``: they vouch for nothing (the
+    checkpointed head is the last row recorded with its seal intact), so a row appended past
+    the first checkpoint is still inserted_row, not edited_row."""
+    dsn, refs = recorded
+    s3, bucket = audit_bucket
+    take_checkpoint(dsn, s3, bucket, KEYS)
+    applied = apply_all(dsn, refs)
+    take_checkpoint(dsn, s3, bucket, KEYS)
+    found = {f.token_ref: f for f in verify_log(dsn, KEYS[1], s3, bucket).findings}
+    assert {ref: (found[ref].kind, found[ref].version) for ref in applied} == {
+        ref: (case.kind, case.version) for ref, case in applied.items()}
+    assert len(found) == len(CASES)
+
+
 def test_without_checkpoints_the_seals_still_name_re_hashed_edits(recorded):
     dsn, refs = recorded
     applied = apply_all(dsn, refs)
