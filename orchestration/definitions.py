@@ -7,7 +7,7 @@ Resources are picked as one set by ``TOKENWATCH_ENV`` (orchestration/resources.p
 
 import dagster as dg
 
-from orchestration.assets.audit import AUDIT_ASSETS, AUDIT_CHECKS
+from orchestration.assets.audit import AUDIT_ASSETS, AUDIT_CHECKS, AUDIT_RAW_TABLES
 from orchestration.assets.dbt import dbt_resource, tokenwatch_dbt
 from orchestration.assets.ingest import INGEST_ASSETS, RAW_BOOKKEEPING
 from orchestration.assets.publish import PUBLISH_ASSETS
@@ -33,7 +33,8 @@ def resources() -> dict:
 
 
 defs = dg.Definitions(
-    assets=[*INGEST_ASSETS, *RAW_BOOKKEEPING, *AUDIT_ASSETS, tokenwatch_dbt, *PUBLISH_ASSETS],
+    assets=[*INGEST_ASSETS, *RAW_BOOKKEEPING, *AUDIT_ASSETS, *AUDIT_RAW_TABLES, tokenwatch_dbt,
+            *PUBLISH_ASSETS],
     asset_checks=[*RAW_CHECKS, *AUDIT_CHECKS, quality_gate],
     jobs=[ingest_job, lake_job, marts_job, compliance_job, republish_job],
     schedules=[ingest_every_15_minutes, marts_hourly, compliance_daily],

@@ -15,9 +15,9 @@ checked as (
         token_ref,
         exited_at,
         is_current,
-        lead(entered_at) over (partition by token_ref order by token_version) as next_entered_at,
+        lead(entered_at) over (partition by token_ref order by token_version, span_id) as next_entered_at,
         count(*) over (partition by token_ref) as visits,
-        row_number() over (partition by token_ref order by token_version) as visit_number
+        row_number() over (partition by token_ref order by token_version, span_id) as visit_number
 
     from spans
 

@@ -59,5 +59,14 @@ def chain_verified(sources: SourcesResource) -> dg.AssetCheckResult:
                       [str(f) for f in result.findings[:MAX_FINDINGS]])})
 
 
+#: The checkpoint asset writes a second table, one row per checkpoint (the audit marts read
+#: both: dbt's sources audit.chain_checkpoints and audit.chain_checkpoint_log); declared for
+#: lineage, like ingestion's bookkeeping tables.
+CHECKPOINT_LOG = dg.AssetSpec(
+    ["raw", "chain_checkpoint_log"], group_name="audit", deps=[["raw", "chain_checkpoints"]],
+    description="One row per checkpoint: its sequence, digest chain and seal, and where its "
+                "locked S3 copy is (written with raw.chain_checkpoints).")
+
 AUDIT_ASSETS = [chain_checkpoints]
+AUDIT_RAW_TABLES = [CHECKPOINT_LOG]
 AUDIT_CHECKS = [chain_verified]

@@ -124,6 +124,19 @@ def test_audit_finds_exactly_the_planted_problems(built: Built, world):
     assert kinds.count("missing_token_requested") == 0
     assert kinds.count("token_active_past_expiry") == 0
     assert kinds.count("hash_chain_break") == 1
+    # and its token's chain is named, as audit verify would: edited in place (the world has
+    # no checkpoints, so the plain chain tells), at the edited row's version
+    chains = rows(built, "select chain_verdict, count(*) from "
+                         "analytics_compliance.audit_token_chains group by 1")
+    assert dict(chains) == {"intact": world.summary["tokens"] - 1, "edited_row": 1}
+    (edited,), = rows(built, "select token_version from analytics_compliance.audit_exceptions "
+                             "where exception_type = 'edited_row'")
+    (broken,), = rows(built, "select token_version from analytics_compliance."
+                             "audit_token_transitions where chain_status <> 'verified'")
+    assert kinds.count("edited_row") == 1 and edited == broken
+    assert not {"deleted_row", "inserted_row", "reordered_rows", "forked_version",
+                "whole_chain_rewrite", "token_erased", "checkpoint_mismatch",
+                "checkpoint_missing"} & set(kinds)
     pans = [f for f in found if f[0] == "pan_like_value"]
     assert [(p[1], p[2]) for p in pans] == [("wallet_events", "extra_json")]
     assert "1 Luhn-valid" in pans[0][3] and "411111******1111" in pans[0][3]
@@ -131,7 +144,8 @@ def test_audit_finds_exactly_the_planted_problems(built: Built, world):
     (days, types), = rows(built, "select count(distinct calendar_date), "
                                  "count(distinct exception_type) from "
                                  "analytics_compliance.audit_daily_summary")
-    assert days >= world.summary["days"] and types == 7
+    (seeded,), = rows(built, "select count(*) from analytics_reference.audit_exception_types")
+    assert days >= world.summary["days"] and types == seeded == 16
     (total,), = rows(built, "select sum(findings) from analytics_compliance.audit_daily_summary")
     assert total == len(found)
 

@@ -21,6 +21,7 @@ MARTS = {
     "analytics_lifecycle.token_state_durations": "wallet_state_id",
     "analytics_lifecycle.provisioning_funnel": "wallet_step_id",
     "analytics_compliance.audit_token_transitions": "transition_id",
+    "analytics_compliance.audit_token_chains": "token_ref",
     "analytics_compliance.audit_exceptions": "exception_id",
     "analytics_compliance.audit_daily_summary": "day_exception_type_id",
 }

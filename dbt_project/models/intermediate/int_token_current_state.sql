@@ -1,6 +1,7 @@
 {{ config(materialized='incremental', unique_key='token_ref') }}
 {#- One row per token with transitions: its latest transition (the state it is in now).
-    Incremental: a run recomputes the tokens with transitions loaded since the last run. -#}
+    Incremental: a run recomputes the tokens with transitions loaded since the last run. Ties
+    (a forked chain: two rows with one version) go to the later transition_id. -#}
 with
 
 {% if is_incremental() -%}
@@ -25,7 +26,7 @@ ranked as (
     select
         *,
         row_number() over (
-            partition by token_ref order by token_version desc
+            partition by token_ref order by token_version desc, transition_id desc
         ) as recency_rank
 
     from transitions

@@ -1,7 +1,8 @@
 {{ config(materialized='incremental', unique_key='span_id') }}
 {#- One row per token and state visit: entered with a transition, left with the next one.
     Incremental: a run recomputes every span of the tokens with transitions loaded since the
-    last run (a new transition closes the token's open span). -#}
+    last run (a new transition closes the token's open span). A token's rows are ordered by
+    version, then transition_id: a forked chain reads the same on every run. -#}
 with
 
 {% if is_incremental() -%}
@@ -35,16 +36,16 @@ spans as (
         reason_code as entered_reason_code,
         occurred_at as entered_at,
         lead(occurred_at) over (
-            partition by token_ref order by token_version
+            partition by token_ref order by token_version, transition_id
         ) as exited_at,
         lead(to_state) over (
-            partition by token_ref order by token_version
+            partition by token_ref order by token_version, transition_id
         ) as next_state,
         lead(actor) over (
-            partition by token_ref order by token_version
+            partition by token_ref order by token_version, transition_id
         ) as exited_by,
         row_number() over (
-            partition by token_ref, to_state order by token_version
+            partition by token_ref, to_state order by token_version, transition_id
         ) as state_visit_number
 
     from transitions

@@ -1,6 +1,11 @@
 {#- One row per audit finding, with its type (seed audit_exception_types) and the evidence in
     words. Types: illegal_transition, event_time_after_recorded_at, token_active_past_expiry,
-    resumed_by_different_actor, missing_token_requested, pan_like_value, hash_chain_break. -#}
+    resumed_by_different_actor, missing_token_requested, pan_like_value, hash_chain_break (a
+    row whose links break the chain), the first thing wrong with each token's chain as
+    state_service/verify.py names it (audit_token_chains: edited_row, deleted_row,
+    inserted_row, reordered_rows, forked_version, whole_chain_rewrite, token_erased,
+    checkpoint_mismatch), and checkpoint_missing (a gap in the checkpoints' sequence, or one
+    that does not follow the one before it). -#}
 {%- set skew = var('max_clock_skew_seconds') -%}
 with
 
@@ -28,12 +33,25 @@ exception_types as (
 
 ),
 
+token_chains as (
+
+    select * from {{ ref('audit_token_chains') }}
+
+),
+
+checkpoint_log as (
+
+    select * from {{ ref('stg_audit__chain_checkpoint_log') }}
+
+),
+
 illegal_transitions as (
 
     select
         'illegal_transition' as exception_type,
         token_ref,
         wallet_id,
+        token_version,
         occurred_at as observed_at,
         'token_state_transitions' as source_table,
         source_location,
@@ -60,6 +78,7 @@ late_recording as (
         'event_time_after_recorded_at' as exception_type,
         token_ref,
         wallet_id,
+        token_version,
         occurred_at as observed_at,
         'token_state_transitions' as source_table,
         source_location,
@@ -80,6 +99,7 @@ late_arrival as (
         'event_time_after_recorded_at' as exception_type,
         token_ref,
         wallet_id,
+        cast(null as integer) as token_version,
         event_time as observed_at,
         'wallet_events' as source_table,
         source_location,
@@ -112,6 +132,7 @@ used_after_expiry as (
         'token_active_past_expiry' as exception_type,
         wallet_events.token_ref,
         wallet_events.wallet_id,
+        cast(null as integer) as token_version,
         wallet_events.event_time as observed_at,
         'wallet_events' as source_table,
         wallet_events.source_location,
@@ -131,27 +152,27 @@ used_after_expiry as (
 
 resumes as (
 
+    -- the suspension is the previous row of the token's chain (by version, then
+    -- transition_id: one row even where the chain forks)
     select
         'resumed_by_different_actor' as exception_type,
-        resumed.token_ref,
-        resumed.wallet_id,
-        resumed.occurred_at as observed_at,
+        token_ref,
+        wallet_id,
+        token_version,
+        occurred_at as observed_at,
         'token_state_transitions' as source_table,
-        resumed.source_location,
+        source_location,
         cast(null as {{ dbt.type_string() }}) as column_name,
         {{ dbt.concat([
-            "'suspended by '", 'suspended.actor',
-            "' ('", "coalesce(suspended.reason_code, 'no reason')", "'), resumed by '",
-            'resumed.actor', "' ('", "coalesce(resumed.reason_code, 'no reason')", "')'"]) }} as evidence
+            "'suspended by '", "coalesce(previous_actor, '(none)')",
+            "' ('", "coalesce(previous_reason_code, 'no reason')", "'), resumed by '",
+            "coalesce(actor, '(none)')", "' ('", "coalesce(reason_code, 'no reason')", "')'"]) }} as evidence
 
-    from audited as resumed
-    inner join audited as suspended
-        on resumed.token_ref = suspended.token_ref
-        and suspended.token_version = resumed.token_version - 1
-    where resumed.from_state = 'TokenSuspended'
-        and resumed.to_state = 'TokenActive'
-        and suspended.to_state = 'TokenSuspended'
-        and resumed.actor <> suspended.actor
+    from audited
+    where from_state = 'TokenSuspended'
+        and to_state = 'TokenActive'
+        and previous_to_state = 'TokenSuspended'
+        and {{ null_safe_differs('actor', 'previous_actor') }}
 
 ),
 
@@ -196,6 +217,7 @@ missing_requested as (
         'missing_token_requested' as exception_type,
         token_ref,
         wallet_id,
+        cast(null as integer) as token_version,
         first_seen_at as observed_at,
         case when transition_rows > 0 then 'token_state_transitions' else 'wallet_events' end as source_table,
         source_location,
@@ -215,6 +237,7 @@ pan_findings as (
         'pan_like_value' as exception_type,
         token_ref,
         wallet_id,
+        cast(null as integer) as token_version,
         observed_at,
         source_table,
         source_location,
@@ -234,6 +257,7 @@ chain_breaks as (
         'hash_chain_break' as exception_type,
         token_ref,
         wallet_id,
+        token_version,
         occurred_at as observed_at,
         'token_state_transitions' as source_table,
         source_location,
@@ -242,7 +266,81 @@ chain_breaks as (
                        "' at version '", 'cast(token_version as ' ~ dbt.type_string() ~ ')']) }} as evidence
 
     from audited
-    where chain_status not in ('verified', 'not_verified_in_sql')
+    -- the row's own links; a row that only disagrees with the checkpoints is named, with
+    -- its token, by the chain findings below
+    where chain_status in ('version_gap', 'prev_hash_mismatch', 'row_hash_mismatch')
+
+),
+
+chain_findings as (
+
+    select
+        chain_verdict as exception_type,
+        token_ref,
+        wallet_id,
+        finding_version as token_version,
+        observed_at,
+        'token_state_transitions' as source_table,
+        {{ dbt.concat(["'pg:token_state_transitions?token_ref='", 'token_ref']) }} as source_location,
+        cast(null as {{ dbt.type_string() }}) as column_name,
+        evidence
+
+    from token_chains
+    where chain_verdict <> 'intact'
+
+),
+
+checkpoint_sequence as (
+
+    select
+        checkpoint_seq,
+        taken_at,
+        prev_digest,
+        coalesce(s3_key, {{ dbt.concat(["'checkpoint:'", 'cast(checkpoint_seq as ' ~ dbt.type_string() ~ ')']) }}) as source_location,
+        lag(checkpoint_seq) over (order by checkpoint_seq) as previous_seq,
+        lag(digest) over (order by checkpoint_seq) as previous_digest
+
+    from checkpoint_log
+
+),
+
+checkpoint_gaps as (
+
+    select
+        'checkpoint_missing' as exception_type,
+        cast(null as {{ dbt.type_string() }}) as token_ref,
+        cast(null as {{ dbt.type_string() }}) as wallet_id,
+        cast(null as integer) as token_version,
+        taken_at as observed_at,
+        'chain_checkpoint_log' as source_table,
+        source_location,
+        'seq' as column_name,
+        {{ dbt.concat([
+            "'checkpoint(s) '", 'cast(coalesce(previous_seq, 0) + 1 as ' ~ dbt.type_string() ~ ')',
+            "'..'", 'cast(checkpoint_seq - 1 as ' ~ dbt.type_string() ~ ')', "' are missing'"]) }} as evidence
+
+    from checkpoint_sequence
+    where not {{ positively_equal('checkpoint_seq', 'coalesce(previous_seq, 0) + 1') }}
+
+),
+
+checkpoint_breaks as (
+
+    select
+        'checkpoint_missing' as exception_type,
+        cast(null as {{ dbt.type_string() }}) as token_ref,
+        cast(null as {{ dbt.type_string() }}) as wallet_id,
+        cast(null as integer) as token_version,
+        taken_at as observed_at,
+        'chain_checkpoint_log' as source_table,
+        source_location,
+        'prev_digest' as column_name,
+        {{ dbt.concat([
+            "'checkpoint '", 'cast(checkpoint_seq as ' ~ dbt.type_string() ~ ')',
+            "' does not follow the checkpoint before it'"]) }} as evidence
+
+    from checkpoint_sequence
+    where {{ null_safe_differs('prev_digest', 'previous_digest') }}
 
 ),
 
@@ -263,6 +361,12 @@ findings as (
     select * from pan_findings
     union all
     select * from chain_breaks
+    union all
+    select * from chain_findings
+    union all
+    select * from checkpoint_gaps
+    union all
+    select * from checkpoint_breaks
 
 ),
 
@@ -274,6 +378,7 @@ final as (
         exception_types.severity,
         findings.token_ref,
         findings.wallet_id,
+        findings.token_version,
         findings.observed_at,
         cast(findings.observed_at as date) as observed_date,
         findings.source_table,
