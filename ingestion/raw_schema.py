@@ -233,7 +233,7 @@ CHAIN_CHECKPOINT_LOG = Table(
         C("seal", "text", "HMAC of the digest under that key."),
         C("xact_from", "bigint", "First transaction id covered."),
         C("xact_to", "bigint", "Transaction ids below this are covered."),
-        C("rows", "bigint", "Rows recorded."),
+        C("row_count", "bigint", "Rows recorded (not `rows`: a reserved word in Snowflake)."),
         C("s3_key", "text", "The S3 object (key and version) under Object Lock."),
         _LOADED,
     ),

@@ -205,7 +205,7 @@ def write_to_warehouse(wh, cp: Checkpoint, rows: Iterable[list]) -> None:
             "seq": cp.seq, "taken_at": datetime.fromisoformat(cp.taken_at),
             "prev_digest": cp.prev_digest, "digest": cp.digest, "key_id": cp.key_id,
             "seal": cp.seal, "xact_from": cp.xact_from, "xact_to": cp.xact_to,
-            "rows": cp.rows, "s3_key": cp.key, "_loaded_at": now}]))
+            "row_count": cp.rows, "s3_key": cp.key, "_loaded_at": now}]))
 
 
 def check_sequence(checkpoints: list[Checkpoint], s3, bucket: str,

@@ -1,7 +1,9 @@
 """The transition log's tamper evidence as Dagster assets: a checkpoint per compliance run
-(S3 under Object Lock, and ``raw.chain_checkpoints`` in the warehouse) and a blocking check
-that verifies the whole log against its seals and every checkpoint (``tokenwatch audit
-verify``, the same code). Any finding fails the check and names the token and version."""
+(S3 under Object Lock, and ``raw.chain_checkpoints`` in the warehouse) and a check that
+verifies the whole log against its seals and every checkpoint (``tokenwatch audit verify``, the
+same code). Any finding fails the check (severity ERROR) and names the token and version. The
+check does not block: the audit marts downstream are how a reviewer sees the same tampering
+from the warehouse's side, so they must still build when it fails."""
 
 import dagster as dg
 
@@ -39,7 +41,7 @@ def chain_checkpoints(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         "digest": cp.digest, "s3_object": f"s3://{bucket}/{cp.key}"})
 
 
-@dg.asset_check(asset=chain_checkpoints, name="chain_verified", blocking=True,
+@dg.asset_check(asset=chain_checkpoints, name="chain_verified", blocking=False,
                 description="The transition log matches its seals and every checkpoint: no "
                             "edited, deleted, inserted or reordered row, no erased token.")
 def chain_verified(sources: SourcesResource) -> dg.AssetCheckResult:

@@ -1,6 +1,6 @@
 """The compliance job's tamper evidence in Dagster: a checkpoint lands in S3 and the warehouse,
-and the blocking ``chain_verified`` check passes on an intact log and fails, naming the row,
-once a superuser has edited it."""
+and the ``chain_verified`` check (ERROR severity, not blocking) passes on an intact log and
+fails, naming the row, once a superuser has edited it."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from state_service.server import ServiceThread
 from tests.tamper import CASES, apply_all, record_history
 
 
-def test_checkpoint_asset_and_blocking_verification(source_dsn, local_stack, tmp_path,
+def test_checkpoint_asset_and_its_verification_check(source_dsn, local_stack, tmp_path,
                                                     monkeypatch):
     monkeypatch.setenv("TOKENWATCH_WAREHOUSE", "duckdb")
     monkeypatch.setenv("TOKENWATCH_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))

@@ -18,7 +18,7 @@ renamed as (
         seal,
         cast(xact_from as bigint) as xact_from,
         cast(xact_to as bigint) as xact_to,
-        cast(rows as bigint) as checkpointed_rows,
+        cast(row_count as bigint) as checkpointed_rows,
         s3_key,
         {{ to_utc_timestamp('_loaded_at') }} as loaded_at
 
