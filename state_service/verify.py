@@ -48,6 +48,9 @@ _ROWS_SQL = ("select " + ", ".join("xact_id::text as xact_id" if c == "xact_id" 
                                    for c in _ROW_COLUMNS)
              + " from token_state_transitions order by token_ref collate \"C\", version,"
                " transition_id")
+#: ``--since``: only the tokens written to since a checkpoint's snapshot.
+_TOUCHED = ("token_ref in (select token_ref from token_state_transitions"
+            " where xact_id >= %s::text::xid8)")
 _TOKENS_SQL = ("select token_ref, wallet_id, network, token_type, card_ref, state, version,"
                " last_hash, created_at, key_id, attrs_mac from tokens"
                " order by token_ref collate \"C\"")
@@ -216,8 +219,11 @@ def verify_token(ref: str, rows: list[dict], token: dict | None,
 
 def verify_streams(rows: Iterable[dict], tokens: Iterable[dict],
                    checkpointed: Iterable[CheckpointRow], keys: Mapping[str, bytes],
-                   progress: Callable[[int], None] = lambda n: None) -> Verification:
-    """Merge three streams sorted by token_ref (bytewise) and verify each token."""
+                   progress: Callable[[int], None] = lambda n: None,
+                   touched_only: bool = False) -> Verification:
+    """Merge three streams sorted by token_ref (bytewise) and verify each token. With
+    ``touched_only`` the log streams hold only some tokens: a token the checkpoints know and
+    the streams do not is left alone, not reported as erased."""
     result = Verification()
     counted_rows = _counting(rows, result)
     streams = [((ref, 0, group) for ref, group in _grouped(counted_rows)),
@@ -226,6 +232,8 @@ def verify_streams(rows: Iterable[dict], tokens: Iterable[dict],
     merged = heapq.merge(*streams, key=lambda item: (item[0].encode(), item[1]))
     for ref, items in itertools.groupby(merged, key=lambda item: item[0]):
         got: dict[int, object] = {kind: value for _, kind, value in items}
+        if touched_only and 0 not in got and 1 not in got:
+            continue
         rows_of = got.get(0) or []
         cps = [CheckpointRow(c["token_ref"], c["version"], c["row_hash"], c["seq"],
                              c.get("sealed", True)) for c in (got.get(2) or [])]
@@ -254,10 +262,12 @@ def checkpointed_dicts(rows: Iterable[CheckpointRow]) -> Iterator[dict]:
 
 
 def verify_database(dsn: str, keys: Mapping[str, bytes], checkpointed: Iterable[CheckpointRow] = (),
-                    progress: Callable[[int], None] = lambda n: None) -> Verification:
+                    progress: Callable[[int], None] = lambda n: None,
+                    since_xact: int | None = None) -> Verification:
     """Verify the log at ``dsn`` (any role that can read it) against ``checkpointed`` rows
     (sorted by token_ref, version). The session runs in UTC and reads through server-side
-    cursors, a few thousand rows at a time."""
+    cursors, a few thousand rows at a time. With ``since_xact``, only the tokens with a row
+    written by a transaction at or above it are verified (whole, against every checkpoint)."""
     try:
         conn = psycopg.connect(dsn, options="-c TimeZone=UTC", row_factory=dict_row)
     except psycopg.OperationalError as exc:
@@ -266,8 +276,14 @@ def verify_database(dsn: str, keys: Mapping[str, bytes], checkpointed: Iterable[
         conn.execute("set transaction isolation level repeatable read, read only")
         rows_cur = conn.cursor(name="verify_rows")
         rows_cur.itersize = 5000
-        rows_cur.execute(_ROWS_SQL)
         tokens_cur = conn.cursor(name="verify_tokens")
         tokens_cur.itersize = 5000
-        tokens_cur.execute(_TOKENS_SQL)
-        return verify_streams(rows_cur, tokens_cur, checkpointed, keys, progress)
+        if since_xact is None:
+            rows_cur.execute(_ROWS_SQL)
+            tokens_cur.execute(_TOKENS_SQL)
+        else:
+            where = " where " + _TOUCHED + " order by"
+            rows_cur.execute(_ROWS_SQL.replace(" order by", where, 1), [str(since_xact)])
+            tokens_cur.execute(_TOKENS_SQL.replace(" order by", where, 1), [str(since_xact)])
+        return verify_streams(rows_cur, tokens_cur, checkpointed, keys, progress,
+                              touched_only=since_xact is not None)

@@ -137,6 +137,8 @@ def test_verify_cli_exit_codes_and_a_time_zone_far_from_utc(recorded, audit_buck
     ok = run()
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "intact" in ok.stdout and "1 checkpoint" in ok.stdout
+    daily = run("--since", "1")  # nothing written since checkpoint 1: no token to read
+    assert daily.returncode == 0 and "of 0 token(s)" in daily.stdout, daily.stdout
     apply_all(dsn, refs[:1])
     bad = run()
     assert bad.returncode == 1 and "edited_row" in bad.stdout and refs[0] in bad.stdout
@@ -154,3 +156,26 @@ def test_local_default_key_is_the_public_development_key(monkeypatch):
     monkeypatch.setenv("TOKENWATCH_ENV", "prod")
     with pytest.raises(ValueError, match="TOKENWATCH_CHAIN_KEYS"):
         config.chain_keys()
+
+
+def test_since_a_checkpoint_only_the_tokens_written_since_are_verified(recorded, audit_bucket,
+                                                                       monkeypatch):
+    dsn, refs = recorded
+    s3, bucket = audit_bucket
+    take_checkpoint(dsn, s3, bucket, KEYS)
+    monkeypatch.setenv("TOKENWATCH_CHAIN_KEYS", KEYS_ENV)
+    monkeypatch.setenv("TOKENWATCH_CHAIN_KEY_ID", KEYS[0])
+    app = create_app(dsn, api_keys=["k"], run_migrations=False)
+    with ServiceThread(app) as svc, httpx.Client(base_url=svc.url, timeout=30,
+                                                 headers={"Authorization": "Bearer k"}) as c:
+        late = record_history(c, 2)  # written after checkpoint 1
+    apply_all(dsn, [refs[0], late[0]])  # an edit on an old token and on a new one
+    daily = verify_log(dsn, KEYS[1], s3, bucket, since=1)
+    assert daily.tokens == 2  # the two written since; the old ones are not read
+    assert [(f.token_ref, f.kind) for f in daily.findings] == [(late[0], CASES[0].kind)]
+    full = verify_log(dsn, KEYS[1], s3, bucket)
+    assert sorted(f.token_ref for f in full.findings) == sorted([refs[0], late[0]])
+    from state_service.verify import CannotVerify
+
+    with pytest.raises(CannotVerify, match="no checkpoint 7"):
+        verify_log(dsn, KEYS[1], s3, bucket, since=7)
