@@ -213,7 +213,16 @@ def raw_request(url: str, head: str, body: bytes = b"", chunks: int = 0) -> byte
                 continue
         s.settimeout(10)
         try:
-            return answer or s.recv(4096)
+            answer = answer or s.recv(4096)
+            head, _, body = answer.partition(b"\r\n\r\n")
+            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            while len(body) < length:  # the body may come in a packet of its own
+                more = s.recv(4096)
+                if not more:
+                    break
+                body += more
+            return head + b"\r\n\r\n" + body
         except OSError:
             return answer
 
