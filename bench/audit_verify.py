@@ -47,9 +47,9 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from state_service import chain  # noqa: E402
-from state_service.database import drop_database, ensure_database, resolve_server  # noqa: E402
 from state_service.migrate import migrate  # noqa: E402
 from state_service.verify import _ROWS_SQL  # noqa: E402
+from tokenwatch.postgres import drop_database, ensure_database, resolve_server  # noqa: E402
 
 KEY_ID = "bench"
 KEY = secrets.token_bytes(32)  # inherited by the forked generators, passed to the verifiers

@@ -49,8 +49,8 @@ from psycopg.conninfo import conninfo_to_dict
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from ingestion.sources.transitions import SOURCE_COLUMNS, _select  # noqa: E402
-from state_service.database import drop_database, ensure_database, resolve_server  # noqa: E402
 from state_service.migrate import migrate  # noqa: E402
+from tokenwatch.postgres import drop_database, ensure_database, resolve_server  # noqa: E402
 
 SIDE_DEPS = ROOT / ".tokenwatch" / "bench-deps"
 # "sql-database" is the extra's normalised name; pip 23 does not match "sql_database" to it

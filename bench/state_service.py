@@ -43,9 +43,9 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from state_service.database import drop_database, ensure_database, resolve_server  # noqa: E402
 from state_service.migrate import migrate  # noqa: E402
-from state_service.server import free_port  # noqa: E402
+from tokenwatch.ports import free_port  # noqa: E402
+from tokenwatch.postgres import drop_database, ensure_database, resolve_server  # noqa: E402
 
 KEY = "bench-" + uuid.uuid4().hex
 TOKENS_PER_CLIENT = 4
@@ -180,7 +180,7 @@ def start_service(src: Path, dsn: str, workers: int, log) -> tuple[subprocess.Po
     env = os.environ | {"TOKENWATCH_PG_DSN": dsn, "TOKENWATCH_API_KEYS": KEY,
                         "PYTHONPATH": str(src)}
     env.pop("DD_AGENT_HOST", None)
-    svc = subprocess.Popen([sys.executable, "-m", "orchestration.cli", "serve", "--port",
+    svc = subprocess.Popen([sys.executable, "-m", "tokenwatch.cli", "serve", "--port",
                             str(port), "--workers", str(workers)], cwd=src, env=env,
                            stdout=subprocess.DEVNULL, stderr=log)
     url = f"http://127.0.0.1:{port}"

@@ -31,7 +31,7 @@ WALLET_EVENT_TYPES: tuple[str, ...] = (
 #: Limits on one record (a Kinesis record's data or one line of an S3 object), checked before
 #: it is parsed; a record over a limit is quarantined. The types' ranges are in
 #: ``ingestion/raw_schema.py``, the timestamps' plausible window in
-#: ``state_service.config.record_time_window()``.
+#: ``tokenwatch.config.record_time_window()``.
 MAX_RECORD_BYTES = 256 * 1024
 #: Levels of JSON nesting, the record's own object counting as the first.
 MAX_DEPTH = 32

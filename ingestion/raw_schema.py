@@ -24,7 +24,7 @@ SCHEMA = "raw"
 #:   which PostgreSQL's text and jsonb cannot hold; ``json`` is text holding JSON (numbers in it
 #:   finite and within ``DOUBLE_MAX``, the same text rules for its keys and strings);
 #: - ``timestamp`` is a point in time with a timezone, stored in UTC; a record's timestamps
-#:   must lie in the plausible window ``state_service.config.record_time_window()``.
+#:   must lie in the plausible window ``tokenwatch.config.record_time_window()``.
 LOGICAL_TYPES = ("text", "bigint", "integer", "double", "boolean", "timestamp", "json")
 INTEGER_RANGES: dict[str, tuple[int, int]] = {
     "integer": (-(2**31), 2**31 - 1),

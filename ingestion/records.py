@@ -8,7 +8,7 @@ a warehouse cannot store ever stops a load. In order:
    recursion, so a record nested 50,000 deep is refused, not a ``RecursionError``;
 3. JSON, an object;
 4. card numbers: every decoded key and value, nested ones and numbers included
-   (``state_service.pan.pan_fields``), so escapes, spaces, dashes or full-width digits do not
+   (``tokenwatch.pan.pan_fields``), so escapes, spaces, dashes or full-width digits do not
    hide one;
 5. required fields, then each column's type and range (``raw_schema``: ``INTEGER_RANGES``,
    ``DOUBLE_MAX``, text without NUL or lone surrogates; timestamps within
@@ -31,9 +31,9 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 from ingestion.contract import MAX_DEPTH, MAX_RECORD_BYTES, REQUIRED
-from ingestion.raw_schema import DOUBLE_MAX, INTEGER_RANGES, QUARANTINE, RAW_TEXT_LIMIT, Table
-from state_service import config
-from state_service.pan import REDACTED, find_pan_like, looks_like_pan, pan_fields, redact
+from ingestion.raw_schema import DOUBLE_MAX, INTEGER_RANGES, RAW_TEXT_LIMIT, Table
+from tokenwatch import config
+from tokenwatch.pan import REDACTED, find_pan_like, looks_like_pan, pan_fields, redact
 
 ARROW_TYPES = {"text": pa.string(), "bigint": pa.int64(), "integer": pa.int32(),
                "double": pa.float64(), "boolean": pa.bool_(),
@@ -359,6 +359,3 @@ def quarantine_row(source: str, location: str, raw: str | bytes, reason: str | B
             "raw_text": quarantine_text(raw, decoded),
             "reason": storable(redact(str(reason), REDACTED)), "_loaded_at": loaded_at}
 
-
-def quarantine_table(rows: list[dict]) -> pa.Table:
-    return to_arrow(QUARANTINE, rows)

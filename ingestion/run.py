@@ -16,20 +16,10 @@ from ingestion.sources.kinesis import load_wallet_events
 from ingestion.sources.s3 import load_lake
 from ingestion.sources.transitions import load_transitions
 from ingestion.warehouse.base import Warehouse
+from ingestion.world import World
 
 SOURCES = ("transitions", "wallet_events", "s3")
 Progress = Callable[[str, int], None]  # (source, records so far)
-
-
-@dataclass(frozen=True)
-class Sources:
-    """Where the three sources live: the state service's database, the stream, the lake."""
-
-    pg_dsn: str
-    kinesis: Any  # boto3 Kinesis client
-    stream: str
-    s3: Any  # boto3 S3 client
-    bucket: str
 
 
 class IngestError(RuntimeError):
@@ -50,7 +40,7 @@ def _nothing(source: str, n: int) -> None:
     return None
 
 
-def ingest(sources: Sources, wh: Warehouse, only: tuple[str, ...] = SOURCES,
+def ingest(sources: World, wh: Warehouse, only: tuple[str, ...] = SOURCES,
            progress: Progress = _nothing) -> IngestReport:
     unknown = set(only) - set(SOURCES)
     if unknown:

@@ -7,14 +7,13 @@ Resources are picked as one set by ``TOKENWATCH_ENV`` (orchestration/resources.p
 
 import dagster as dg
 
-from orchestration.assets.audit import AUDIT_ASSETS, AUDIT_CHECKS, AUDIT_RAW_TABLES
-from orchestration.assets.dbt import dbt_resource, tokenwatch_dbt
-from orchestration.assets.ingest import INGEST_ASSETS, RAW_BOOKKEEPING
-from orchestration.assets.publish import PUBLISH_ASSETS
-from orchestration.checks import RAW_CHECKS
-from orchestration.gate import quality_gate
-from orchestration.resources import DatadogResource, SourcesResource, WarehouseResource
-from orchestration.schedules import (
+from orchestration.defs.audit.assets import AUDIT_ASSETS, AUDIT_CHECKS, AUDIT_RAW_TABLES
+from orchestration.defs.dbt.assets import dbt_resource, tokenwatch_dbt
+from orchestration.defs.gate.checks import quality_gate
+from orchestration.defs.publication.assets import PUBLISH_ASSETS
+from orchestration.defs.raw.assets import INGEST_ASSETS, RAW_BOOKKEEPING
+from orchestration.defs.raw.checks import RAW_CHECKS
+from orchestration.defs.schedules import (
     compliance_daily,
     compliance_job,
     ingest_every_15_minutes,
@@ -25,6 +24,7 @@ from orchestration.schedules import (
     new_lake_objects,
     republish_job,
 )
+from orchestration.resources import DatadogResource, SourcesResource, WarehouseResource
 
 
 def resources() -> dict:

@@ -2,7 +2,7 @@
 moto and Datadog intake) or ``prod`` (Snowflake, AWS, Datadog). Assets never know which.
 
 The switch lives here and in the modules it calls (``ingestion.warehouse.open_warehouse``,
-``orchestration.sources.sources_from_env``), never in models or asset code.
+``ingestion.world.world_from_env``), never in models or asset code.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from contextlib import contextmanager
 
 import dagster as dg
 
-from ingestion.run import Sources
 from ingestion.warehouse import DBT_TARGETS, open_warehouse, target_name
 from ingestion.warehouse.base import Warehouse
-from state_service import config
+from ingestion.world import World
+from tokenwatch import config
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -40,18 +40,18 @@ class WarehouseResource(dg.ConfigurableResource):
 
 class SourcesResource(dg.ConfigurableResource):
     """Where the state database, the Kinesis stream and the S3 lake are: the environment's
-    (see ``orchestration.sources``), with any of the three named explicitly instead."""
+    (see ``ingestion.world``), with any of the three named explicitly instead."""
 
     pg_dsn: str = ""
     stream: str = ""
     bucket: str = ""
 
-    def sources(self) -> Sources:
+    def sources(self) -> World:
         from dataclasses import replace
 
-        from orchestration.sources import sources_from_env
+        from ingestion.world import world_from_env
 
-        found = sources_from_env()
+        found = world_from_env()
         return replace(found, pg_dsn=self.pg_dsn or found.pg_dsn,
                        stream=self.stream or found.stream, bucket=self.bucket or found.bucket)
 
@@ -61,15 +61,15 @@ def env_name() -> str:
 
 
 class DatadogResource(dg.ConfigurableResource):
-    """Datadog's API: the local intake, or the real one (orchestration/publishing/client.py
+    """Datadog's API: the local intake, or the real one (reporting/datadog/client.py
     resolves which from the environment)."""
 
     def options(self) -> dict:
-        from orchestration.publishing.client import datadog_options
+        from reporting.datadog.client import datadog_options
 
         return datadog_options()
 
     def withhold(self, partition: str, failures: dict[str, str]):
-        from orchestration.publishing.events import publication_withheld
+        from reporting.datadog.events import publication_withheld
 
         return publication_withheld(partition, failures, self.options(), env=env_name())

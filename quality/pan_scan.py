@@ -1,5 +1,5 @@
 """No card number (PAN) anywhere in the warehouse: every text column of the raw tables and of
-the given marts is scanned with the project's one rule (``state_service.pan``).
+the given marts is scanned with the project's one rule (``tokenwatch.pan``).
 
 The database pre-filters with a superset of the rule, and Python applies ``find_pan_like`` to
 the cells that come back. A cell comes back when its text holds
@@ -26,7 +26,7 @@ from ingestion.raw_schema import SCHEMA, TABLES
 from ingestion.warehouse.base import Warehouse
 from quality.partitions import quote, table_columns
 from quality.result import MAX_EXAMPLES, CheckResult
-from state_service.pan import find_pan_like, mask, redact
+from tokenwatch.pan import find_pan_like, mask, redact
 
 __all__ = ["mask", "prefilter", "redact", "scan_for_pans"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from quality.expectations import ExpectationSpec, SuiteSpec, expect
 from state_service.lifecycle import KNOWN_WALLETS
 
-#: Custom wallets known today: the simulator's (orchestration/local/simulator/profiles.py) and
+#: Custom wallets known today: the simulator's (sandbox/simulator/profiles.py) and
 #: the dbt seed ``wallets.csv``'s. A wallet outside the accepted set fails the gate.
 CUSTOM_WALLETS: tuple[str, ...] = ("acme_wallet",)
 DEFAULT_WALLETS: tuple[str, ...] = KNOWN_WALLETS + CUSTOM_WALLETS

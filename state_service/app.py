@@ -18,7 +18,7 @@ from psycopg_pool import ConnectionPool
 from pydantic import AfterValidator, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from state_service import config, lifecycle
+from state_service import lifecycle
 from state_service.guard import Guard
 from state_service.metrics import ServiceMetrics
 from state_service.migrate import migrate
@@ -46,6 +46,7 @@ from state_service.store import (
     StoreError,
     TransitionStore,
 )
+from tokenwatch import config
 
 log = logging.getLogger("tokenwatch.state_service")
 TokenRefPath = Annotated[str, Path(pattern=IDENTIFIER), AfterValidator(_no_pan)]

@@ -28,7 +28,7 @@ import hmac
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -124,9 +124,11 @@ def list_checkpoints(s3, bucket: str) -> list[Checkpoint]:
 
 
 def take_checkpoint(dsn: str, s3, bucket: str, keys: tuple[str, Mapping[str, bytes]],
-                    wh=None) -> Checkpoint:
+                    sink: Callable[[Checkpoint, Iterable[list]], None] | None = None
+                    ) -> Checkpoint:
     """Record every row committed since the previous checkpoint's snapshot; write it to S3
-    (locked) and, with ``wh``, to the warehouse. Any role that can read the log may take one.
+    (locked) and hand it to ``sink`` (``ingestion.sources.checkpoints.loader(wh)`` copies it
+    to the warehouse). Any role that can read the log may take one.
 
     A checkpoint holds the rows visible to its snapshot with ``xact_id >= xact_from`` (the
     previous snapshot's xmin): every transaction the previous snapshot could not see has an
@@ -180,32 +182,10 @@ def take_checkpoint(dsn: str, s3, bucket: str, keys: tuple[str, Mapping[str, byt
                       "xact-to": str(xact_to), "rows": str(count)})
         cp = Checkpoint(seq, taken_at, header["prev_digest"], digest.hexdigest(), key_id, seal,
                         xact_from, xact_to, count, f"{_key(seq)}?versionId={resp['VersionId']}")
-        if wh is not None:
+        if sink is not None:
             rows_file.seek(0)
-            write_to_warehouse(wh, cp, (json.loads(line) for line in rows_file))
+            sink(cp, (json.loads(line) for line in rows_file))
     return cp
-
-
-def write_to_warehouse(wh, cp: Checkpoint, rows: Iterable[list]) -> None:
-    from ingestion.raw_schema import CHAIN_CHECKPOINT_LOG, CHAIN_CHECKPOINTS
-    from ingestion.records import to_arrow
-
-    now = datetime.now(UTC)
-    with wh.transaction():
-        batch: list[dict] = []
-        for r in rows:
-            batch.append({"seq": cp.seq, "token_ref": r[0], "version": r[1],
-                          "transition_id": r[2], "row_hash": r[3], "content_hash": r[4],
-                          "sealed": r[5], "_loaded_at": now})
-            if len(batch) == 100_000:
-                wh.append(CHAIN_CHECKPOINTS, to_arrow(CHAIN_CHECKPOINTS, batch))
-                batch = []
-        wh.append(CHAIN_CHECKPOINTS, to_arrow(CHAIN_CHECKPOINTS, batch))
-        wh.append(CHAIN_CHECKPOINT_LOG, to_arrow(CHAIN_CHECKPOINT_LOG, [{
-            "seq": cp.seq, "taken_at": datetime.fromisoformat(cp.taken_at),
-            "prev_digest": cp.prev_digest, "digest": cp.digest, "key_id": cp.key_id,
-            "seal": cp.seal, "xact_from": cp.xact_from, "xact_to": cp.xact_to,
-            "row_count": cp.rows, "s3_key": cp.key, "_loaded_at": now}]))
 
 
 def check_sequence(checkpoints: list[Checkpoint], s3, bucket: str,

@@ -2,7 +2,7 @@
 
 The field rules live here as schema (patterns, enums, the conditional decision/``idv_method``
 rule), so ``/openapi.json`` states exactly what the service accepts. Vocabularies come from
-``state_service.lifecycle``; the card-number rule from ``state_service.pan``.
+``state_service.lifecycle``; the card-number rule from ``tokenwatch.pan``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pydantic import (
 
 from state_service import lifecycle
 from state_service.lifecycle import State
-from state_service.pan import looks_like_pan
+from tokenwatch.pan import looks_like_pan
 
 #: token_ref, event_id: letters, digits and ``._:-`` (never ``|``: the hash chain's separator).
 IDENTIFIER = r"^[A-Za-z0-9._:\-]{1,128}$"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from typing import Self
@@ -14,13 +13,14 @@ from fastapi import FastAPI
 
 from state_service import roles
 from state_service.app import create_app
-from state_service.database import ensure_database, resolve_server
 from state_service.migrate import migrate
+from tokenwatch.ports import free_port
+from tokenwatch.postgres import ensure_database, resolve_server
 
 
 def dsn_from_env() -> str:
     """The state service's database as the admin (the owner of what migrations create):
-    resolved (see ``state_service.database``), created if new. For migrations; the service
+    resolved (see ``tokenwatch.postgres``), created if new. For migrations; the service
     and the readers connect with their roles (``service_dsn_from_env``, ``reader_dsn_from_env``).
     """
     server = resolve_server()
@@ -60,12 +60,6 @@ def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` (one per worker process): the service under its role.
     It runs no migrations (the service role may not): ``tokenwatch serve`` runs them first."""
     return create_app(service_dsn_from_env(), run_migrations=False)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ServiceThread:

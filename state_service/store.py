@@ -18,10 +18,11 @@ from psycopg import errors
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from state_service import chain, config, lifecycle
+from state_service import chain, lifecycle
 from state_service.chain import format_ts
 from state_service.lifecycle import State
 from state_service.schemas import CreateToken, TransitionRequest
+from tokenwatch import config
 
 
 class StoreError(Exception):

@@ -13,9 +13,9 @@ import pytest
 
 from state_service import roles
 from state_service.app import create_app
-from state_service.database import PgServer, drop_database, ensure_database, resolve_server
 from state_service.migrate import migrate
 from state_service.server import ServiceThread
+from tokenwatch.postgres import PgServer, drop_database, ensure_database, resolve_server
 
 API_KEY = "test-key-" + uuid.uuid4().hex
 _FAKESNOW_SERVER = fakesnow.server  # the function, before its submodule can shadow it
@@ -82,7 +82,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory, pg_dsn: str) -> Iterat
     PostgreSQL for the stack is this session's database (via TOKENWATCH_PG_DSN), so nothing
     the tests do touches a user's data.
     """
-    from orchestration.local import stack as stack_mod
+    from sandbox import stack as stack_mod
 
     saved = {k: os.environ.get(k) for k in ("TOKENWATCH_HOME", "TOKENWATCH_PG_DSN")}
     os.environ["TOKENWATCH_HOME"] = str(tmp_path_factory.mktemp("stack-home"))

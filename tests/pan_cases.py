@@ -1,4 +1,4 @@
-"""The one table of PAN-rule cases: ``state_service.pan`` (Python) and the dbt macro
+"""The one table of PAN-rule cases: ``tokenwatch.pan`` (Python) and the dbt macro
 ``pan_like_runs`` (SQL, on DuckDB and PostgreSQL) must both give ``expected`` for every value.
 
 ``pan`` is the digits the rule finds (``None`` when the value is not PAN-like). Test card

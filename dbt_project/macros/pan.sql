@@ -1,4 +1,4 @@
-{#- Card-number (PAN) detection in SQL: the rule of state_service/pan.py (its docstring states
+{#- Card-number (PAN) detection in SQL: the rule of tokenwatch/pan.py (its docstring states
     it), with the same results on DuckDB, PostgreSQL (default) and Snowflake; the case table
     both must agree on is tests/pan_cases.py (tests/dbt/test_pan_rule.py runs it here).
 

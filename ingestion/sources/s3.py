@@ -28,7 +28,7 @@ from ingestion.contract import MAX_RECORD_BYTES, S3_PREFIXES
 from ingestion.raw_schema import QUARANTINE, S3_MANIFEST, TABLES
 from ingestion.records import BadRecord, RecordParser, quarantine_row, to_arrow
 from ingestion.warehouse.base import Warehouse
-from state_service.pan import find_pan_like
+from tokenwatch.pan import find_pan_like
 
 NOT_GZIP_PREVIEW = 512
 _SKIP_CHUNK = 1 << 16
@@ -57,11 +57,24 @@ def stored_key(key: str) -> str:
     return f"[PAN-REDACTED key, sha256 {hashlib.sha256(key.encode()).hexdigest()}]"
 
 
-def list_objects(client, bucket: str, prefix: str, page_size: int = 1000):
-    pages = client.get_paginator("list_objects_v2").paginate(
-        Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size})
-    for page in pages:
+def list_objects(client, bucket: str, prefix: str, page_size: int = 1000,
+                 start_after: str = ""):
+    """Every object under ``prefix``, in key order, page by page (after ``start_after``)."""
+    kwargs = {"Bucket": bucket, "Prefix": prefix, "PaginationConfig": {"PageSize": page_size}}
+    if start_after:
+        kwargs["StartAfter"] = start_after
+    for page in client.get_paginator("list_objects_v2").paginate(**kwargs):
         yield from page.get("Contents", [])
+
+
+def newest_keys(client, bucket: str, after: dict[str, str]) -> dict[str, str]:
+    """Per lake prefix, the greatest key listed after ``after[prefix]`` (keys are
+    ``dt=/hour=`` partitioned, so they sort by time): empty when nothing new landed."""
+    newest = {}
+    for prefix in S3_PREFIXES.values():
+        for obj in list_objects(client, bucket, prefix + "/", start_after=after.get(prefix, "")):
+            newest[prefix] = max(newest.get(prefix, ""), obj["Key"])
+    return newest
 
 
 def load_lake(client, bucket: str, wh: Warehouse, sources: tuple[str, ...] = tuple(S3_PREFIXES),

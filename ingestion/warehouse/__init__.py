@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from ingestion.warehouse.base import Warehouse
-from state_service import config
+from tokenwatch import config
 
 TARGETS = ("duckdb", "postgres", "snowflake")
 #: dbt's target for each warehouse (dbt_project/profiles.yml)
@@ -40,7 +40,7 @@ def postgres_dsn() -> str:
     configured = os.environ.get("TOKENWATCH_WAREHOUSE_DSN")
     if configured:
         return configured
-    from state_service.database import ensure_database, resolve_server
+    from tokenwatch.postgres import ensure_database, resolve_server
 
     return ensure_database(resolve_server(), WAREHOUSE_PG_DATABASE)
 

@@ -18,8 +18,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from state_service.database import PgServer, drop_database, ensure_database
 from tests.dbt.dbt_runner import DbtResult, duckdb_env, postgres_env, run_dbt
+from tokenwatch.postgres import PgServer, drop_database, ensure_database
 
 
 def rows(built: Built, query: str) -> list[tuple]:
@@ -61,10 +61,9 @@ def ingest_world(world, wh, timeout: float = 180) -> None:
     reads below the cluster's oldest running transaction (pg_snapshot_xmin), so while another
     session on the shared server holds a transaction open, the world's rows wait for a later
     run: by design, they are never skipped."""
-    from ingestion.run import Sources, ingest
+    from ingestion.run import ingest
 
-    t = world.target
-    sources = Sources(world.pg_dsn, t.kinesis, t.stream, t.s3, t.bucket)
+    sources = world.sources()
     ingest(sources, wh)
     expected = world.summary["service"]["recorded"]
     deadline = time.monotonic() + timeout

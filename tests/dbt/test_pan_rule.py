@@ -1,5 +1,5 @@
 """The PAN rule in SQL (``dbt_project/macros/pan.sql``) against the Python rule
-(``state_service.pan``) on DuckDB, PostgreSQL and Snowflake (fakesnow's server): one inline
+(``tokenwatch.pan``) on DuckDB, PostgreSQL and Snowflake (fakesnow's server): one inline
 query per target, compiled by dbt once (``dbt compile --inline``) and run on the target's
 engine, applies the macros to
 
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pytest
 
-from state_service.pan import find_pan_like, mask, normalise
 from tests.dbt.dbt_runner import duckdb_env, run_dbt
 from tests.pan_cases import CASES
+from tokenwatch.pan import find_pan_like, mask, normalise
 
 TARGETS = ["local", "postgres", "snowflake"]
 PANS = ["4111111111111111", "5500000000000004", "378282246310005", "6011000000000000001",
@@ -153,7 +153,7 @@ def _run(target: str, compiled: str, request) -> list[tuple]:
     if target == "postgres":
         import psycopg
 
-        from state_service.database import drop_database, ensure_database
+        from tokenwatch.postgres import drop_database, ensure_database
 
         server = request.getfixturevalue("pg_server")
         name = f"tokenwatch_pan_{uuid.uuid4().hex[:10]}"

@@ -24,6 +24,7 @@ import httpx
 import psycopg
 import pytest
 
+from ingestion.sources.checkpoints import loader
 from state_service import roles
 from state_service.app import create_app
 from state_service.audit import verify_log
@@ -104,13 +105,13 @@ def tampered(source_dsn, local_stack, monkeypatch, tmp_path):
 def _verify_both(target: str, tampered, wh, tmp_path: Path) -> dict:
     admin_dsn, reader_dsn, refs, s3, bucket = tampered
     _settled(admin_dsn)
-    take_checkpoint(reader_dsn, s3, bucket, KEYS, wh)
+    take_checkpoint(reader_dsn, s3, bucket, KEYS, loader(wh))
     clean = verify_log(reader_dsn, KEYS[1], s3, bucket)
     assert clean.ok, clean.findings
     applied = apply_all(admin_dsn, refs)  # CASES[i] on refs[i]; the last three left alone
     assert len(applied) == len(CASES)
     _settled(admin_dsn)
-    take_checkpoint(reader_dsn, s3, bucket, KEYS, wh)
+    take_checkpoint(reader_dsn, s3, bucket, KEYS, loader(wh))
 
     # Python: tokenwatch audit verify, against both checkpoints
     python = verify_log(reader_dsn, KEYS[1], s3, bucket)

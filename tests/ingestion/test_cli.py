@@ -10,7 +10,7 @@ import sys
 
 import psycopg
 
-CLI = [sys.executable, "-m", "orchestration.cli", "ingest"]
+CLI = [sys.executable, "-m", "tokenwatch.cli", "ingest"]
 
 
 def _run(args: list[str], env: dict) -> subprocess.CompletedProcess:

@@ -24,10 +24,11 @@ import pytest
 from ingestion.accounting import lake_accounting, stream_accounting
 from ingestion.raw_schema import QUARANTINE, RAW_TEXT_LIMIT, TABLES
 from ingestion.records import BadRecord, RecordParser, quarantine_row
-from ingestion.run import IngestError, Sources, ingest
+from ingestion.run import IngestError, ingest
 from ingestion.sources.kinesis import load_wallet_events, read_ledger
 from ingestion.sources.s3 import load_lake
-from state_service.pan import find_pan_like
+from ingestion.world import World
+from tokenwatch.pan import find_pan_like
 
 TARGETS = ["duckdb", "postgres"]
 PAN = "4111111111111111"
@@ -435,7 +436,7 @@ def test_tokenwatch_ingest_exits_0_with_poison_in_both_sources(local_stack, ware
         env["TOKENWATCH_WAREHOUSE_DSN"] = wh.dsn
         wh.close()
 
-    cli = [sys.executable, "-m", "orchestration.cli", "ingest", "--json"]
+    cli = [sys.executable, "-m", "tokenwatch.cli", "ingest", "--json"]
     r = subprocess.run(cli, capture_output=True, text=True, timeout=300, env=os.environ | env)
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
@@ -499,7 +500,7 @@ def test_a_lost_warehouse_fails_the_run_and_moves_no_checkpoint(
     datas, shapes = _mixed("wallet_events")
     _put(kinesis, stream_name, datas)
     healthy, failing, proxy = _failing_warehouse(warehouse_factory, target, monkeypatch)
-    sources = Sources("", kinesis, stream_name, s3, bucket_name)
+    sources = World("", kinesis, stream_name, s3, bucket_name)
     with pytest.raises(IngestError) as failed:
         ingest(sources, failing, only=("wallet_events",))
     assert not isinstance(failed.value.__cause__, BadRecord)

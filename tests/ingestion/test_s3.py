@@ -109,7 +109,7 @@ def test_bad_lines_and_objects_are_quarantined_and_the_rest_loads(bucket, wareho
 def test_an_object_whose_key_holds_a_pan_is_quarantined_by_a_redacted_name(
         bucket, warehouse_factory, target):
     from ingestion.accounting import lake_accounting
-    from state_service.pan import find_pan_like
+    from tokenwatch.pan import find_pan_like
 
     s3, name = bucket
     wh = warehouse_factory(target)

@@ -128,7 +128,7 @@ def test_a_timestamp_the_raw_layer_cannot_hold_is_quarantined_not_a_stop(
     """PostgreSQL holds 'infinity' and years past 9999 (9999-12-31T23:59:59-14:00 is in year
     10000 in UTC); Arrow and the raw layer do not. The append-only log cannot lose such a row:
     it goes to quarantine, once, and the rows around it load."""
-    from state_service.pan import find_pan_like
+    from tokenwatch.pan import find_pan_like
 
     wh = warehouse_factory(target)
     with psycopg.connect(source_dsn) as conn:

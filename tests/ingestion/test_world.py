@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from ingestion.run import Sources, ingest
+from ingestion.run import ingest
 
 TARGETS = ["duckdb", "postgres"]
 
 
-def _sources(world) -> Sources:
-    t = world.target
-    return Sources(world.pg_dsn, t.kinesis, t.stream, t.s3, t.bucket)
+def _sources(world):
+    return world.sources()
 
 
 def _quarantined(wh, source: str) -> int:
@@ -70,7 +69,7 @@ def test_world_reconciles_with_the_summary(world, warehouse_factory, target):
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_no_card_number_reaches_the_raw_layer(world, warehouse_factory, target):
-    from state_service.pan import find_pan_like
+    from tokenwatch.pan import find_pan_like
 
     wh = warehouse_factory(target)
     ingest(_sources(world), wh)

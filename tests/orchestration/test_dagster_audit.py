@@ -9,7 +9,7 @@ import uuid
 import dagster as dg
 import httpx
 
-from orchestration.assets.audit import AUDIT_ASSETS, AUDIT_CHECKS
+from orchestration.defs.audit.assets import AUDIT_ASSETS, AUDIT_CHECKS
 from orchestration.resources import SourcesResource, WarehouseResource
 from state_service.app import create_app
 from state_service.server import ServiceThread

@@ -7,8 +7,8 @@ import dagster as dg
 import pytest
 
 from orchestration.definitions import defs
+from orchestration.defs.schedules import new_lake_objects
 from orchestration.resources import SourcesResource, WarehouseResource
-from orchestration.schedules import new_lake_objects
 
 
 def test_definitions_load_and_validate():
@@ -26,7 +26,7 @@ def test_dg_loads_the_project():
     import sys
     from pathlib import Path
 
-    from state_service import config
+    from tokenwatch import config
 
     dg_cli = Path(sys.executable).parent / "dg"
     r = subprocess.run([str(dg_cli), "check", "defs"], capture_output=True, text=True,
@@ -45,8 +45,8 @@ def world_resources(world, tmp_path, monkeypatch):
 
 
 def test_ingestion_assets_materialise_the_world_with_checks_passing(world, world_resources):
-    from orchestration.assets.ingest import INGEST_ASSETS
-    from orchestration.checks import RAW_CHECKS
+    from orchestration.defs.raw.assets import INGEST_ASSETS
+    from orchestration.defs.raw.checks import RAW_CHECKS
 
     result = dg.materialize([*INGEST_ASSETS, *RAW_CHECKS], resources=world_resources)
     assert result.success
@@ -83,7 +83,7 @@ def test_lake_sensor_fires_only_for_new_objects(world, world_resources):
 
 
 def test_dagster_yaml_keeps_the_local_instance_under_tokenwatch(monkeypatch):
-    from state_service import config
+    from tokenwatch import config
 
     monkeypatch.chdir(config.project_root())
     instance = dg.DagsterInstance.from_config(str(config.project_root()))

@@ -8,9 +8,9 @@ from datetime import date, timedelta
 import dagster as dg
 import pytest
 
-from orchestration.kpis import day_timestamp
-from orchestration.local.intake import read_records
 from orchestration.resources import DatadogResource, SourcesResource, WarehouseResource
+from reporting.kpis import day_timestamp
+from sandbox.intake import read_records
 
 PARTITION_TAGS = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
@@ -78,7 +78,7 @@ def _series(records: list[dict]) -> list[dict]:
 
 def test_published_values_equal_the_marts(pipeline, local_stack):
     from ingestion.warehouse import open_warehouse
-    from orchestration.assets.dbt import mart_relation
+    from orchestration.defs.dbt.assets import mart_relation
 
     day = pipeline["days"][1]
     before = len(read_records(local_stack.intake_records))
@@ -179,7 +179,7 @@ def _run_sql(statements: str, day: date) -> None:
 
 @pytest.mark.parametrize("mode", sorted(FAILURE_MODES))
 def test_a_failing_check_withholds_the_partition(pipeline, local_stack, mode):
-    from orchestration.assets.dbt import mart_relation
+    from orchestration.defs.dbt.assets import mart_relation
 
     asset, corrupt = FAILURE_MODES[mode]
     day = pipeline["days"][1]
@@ -208,7 +208,7 @@ def test_the_gate_passes_again_once_the_data_is_right(pipeline):
 
 
 def test_dashboards_and_monitors_asset_creates_then_updates_nothing(pipeline, local_stack):
-    from orchestration.assets.publish import datadog_as_code
+    from orchestration.defs.publication.assets import datadog_as_code
 
     actions = []
     for _ in range(2):

@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-import state_service.pan
+import tokenwatch.pan
 from ingestion.raw_schema import TABLES
 from quality.pan_scan import _MATCH, PREFILTER_SHAPES, mask, prefilter, redact, scan_for_pans
-from state_service.pan import find_pan_like
 from tests.pan_cases import CASES
+from tokenwatch.pan import find_pan_like
 
 TARGETS = ["duckdb", "postgres"]
 PANS = ["4111111111111111", "5555555555554444", "378282246310005", "4012888888881881"]
@@ -201,7 +201,7 @@ def test_every_case_of_the_table_planted_in_a_raw_and_a_mart_table(warehouse_fac
 
 
 def test_masking_is_the_rules_and_the_prefilter_keeps_its_shapes():
-    assert mask is state_service.pan.mask and redact is state_service.pan.redact
+    assert mask is tokenwatch.pan.mask and redact is tokenwatch.pan.redact
     assert mask("4111111111111111") == "411111******1111"
     assert mask("378282246310005") == "378282*****0005"
     assert redact("a 4111111111111111 b 4111111111111112") == (

@@ -9,10 +9,10 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from orchestration.local.simulator.profiles import PROFILES
 from quality import suites
 from quality.expectations import SuiteSpec, expect, run_suite
 from quality.suites import RowCountTolerance, row_count_bounds
+from sandbox.simulator.profiles import PROFILES
 
 WALLETS = "(values ('apple_pay'), ('google_pay'), ('samsung_pay'), ('acme_wallet')) w(wallet_id)"
 MARTS = {

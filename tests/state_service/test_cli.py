@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-CLI = [sys.executable, "-m", "orchestration.cli"]
+CLI = [sys.executable, "-m", "tokenwatch.cli"]
 
 
 @pytest.mark.parametrize("args", [[], ["serve"], ["db"], ["db", "migrate"], ["db", "info"],

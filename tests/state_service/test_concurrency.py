@@ -9,11 +9,11 @@ from collections import Counter
 
 import httpx
 
-from state_service import config
 from state_service.audit import verify_log
 from state_service.lifecycle import State
 from tests.conftest import API_KEY
 from tests.state_service.helpers import token_in, transition_body
+from tokenwatch import config
 
 WRITERS = 16
 ATTEMPTS_PER_WRITER = 40

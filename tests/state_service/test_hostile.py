@@ -11,11 +11,11 @@ import pytest
 
 from state_service.app import create_app
 from state_service.lifecycle import State
-from state_service.pan import find_pan_like
 from state_service.server import ServiceThread
 from tests.conftest import API_KEY
 from tests.pan_cases import CASES
 from tests.state_service.helpers import create_body, new_ref, token_in, transition_body
+from tokenwatch.pan import find_pan_like
 
 S = State
 PAN = "4111111111111111"

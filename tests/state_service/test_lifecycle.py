@@ -1,6 +1,6 @@
 from state_service import lifecycle
 from state_service.lifecycle import State
-from state_service.pan import find_pan_like, looks_like_pan
+from tokenwatch.pan import find_pan_like, looks_like_pan
 
 S = State
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from state_service.pan import REDACTED, pan_fields
+from tokenwatch.pan import REDACTED, pan_fields
 
 PAN = "4111111111111111"
 

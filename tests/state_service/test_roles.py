@@ -22,12 +22,12 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from state_service import roles
-from state_service.database import drop_database, ensure_database
 from state_service.lifecycle import State
 from state_service.migrate import available, ensure_role, migrate, migrate_database
 from tests.state_service.helpers import token_in, transition_body
+from tokenwatch.postgres import drop_database, ensure_database
 
-CLI = [sys.executable, "-m", "orchestration.cli"]
+CLI = [sys.executable, "-m", "tokenwatch.cli"]
 #: PostgreSQL's messages for a privilege check (the trigger says "append-only" instead).
 PRIVILEGE_MESSAGES = ("permission denied", "must be owner")
 
@@ -477,7 +477,7 @@ def test_explicit_role_dsns_win_and_never_resolve_the_admin(monkeypatch):
 
 
 def test_ingestion_in_prod_reads_as_the_reader(monkeypatch):
-    from orchestration.sources import sources_from_env
+    from ingestion.world import world_from_env
 
     monkeypatch.setenv("TOKENWATCH_ENV", "prod")
     monkeypatch.setenv("TOKENWATCH_BUCKET", "lake")
@@ -486,20 +486,20 @@ def test_ingestion_in_prod_reads_as_the_reader(monkeypatch):
     monkeypatch.delenv(roles.DSN_ENV[roles.READER], raising=False)
     monkeypatch.delenv("TOKENWATCH_PG_DSN", raising=False)
     with pytest.raises(ValueError, match="TOKENWATCH_READER_PG_DSN"):
-        sources_from_env()
+        world_from_env()
     monkeypatch.setenv("TOKENWATCH_PG_DSN", "host=rds.example dbname=tokenwatch user=master")
-    assert conninfo_to_dict(sources_from_env().pg_dsn)["user"] == roles.READER
+    assert conninfo_to_dict(world_from_env().pg_dsn)["user"] == roles.READER
     monkeypatch.setenv(roles.DSN_ENV[roles.READER], "host=rds.example user=app_reader")
-    assert sources_from_env().pg_dsn == "host=rds.example user=app_reader"
+    assert world_from_env().pg_dsn == "host=rds.example user=app_reader"
 
 
 def test_the_local_stack_is_read_as_the_reader(local_stack, monkeypatch):
-    from orchestration.sources import sources_from_env
+    from ingestion.world import world_from_env
 
     monkeypatch.delenv(roles.DSN_ENV[roles.READER], raising=False)
     monkeypatch.delenv("TOKENWATCH_ENV", raising=False)
 
-    dsn = sources_from_env().pg_dsn
+    dsn = world_from_env().pg_dsn
     assert conninfo_to_dict(dsn)["user"] == roles.READER
     with psycopg.connect(dsn) as conn:
         assert conn.execute("select current_user").fetchone()[0] == roles.READER

@@ -22,9 +22,9 @@ import pytest
 
 from state_service import roles
 from state_service.app import create_app
-from state_service.database import drop_database, ensure_database
 from state_service.migrate import migrate
 from state_service.server import ServiceThread
+from tokenwatch.postgres import drop_database, ensure_database
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")

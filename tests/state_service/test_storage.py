@@ -11,11 +11,11 @@ import threading
 import psycopg
 import pytest
 
-from state_service import config
 from state_service.audit import verify_log
 from state_service.lifecycle import State
 from state_service.migrate import available, migrate
 from tests.state_service.helpers import token_in, transition_body
+from tokenwatch import config
 
 
 @pytest.mark.parametrize("statement", [
@@ -45,7 +45,7 @@ def test_chain_verification_names_a_row_altered_by_a_superuser(client, pg_dsn, d
         assert not result.ok
         assert [(f.token_ref, f.version, f.kind) for f in result.findings] == [
             (ref, 7, "edited_row")]
-        cli = subprocess.run([sys.executable, "-m", "orchestration.cli", "audit", "verify",
+        cli = subprocess.run([sys.executable, "-m", "tokenwatch.cli", "audit", "verify",
                               "--no-checkpoints"],
                              env=os.environ | {"TOKENWATCH_PG_DSN": pg_dsn},
                              capture_output=True, text=True, timeout=120)

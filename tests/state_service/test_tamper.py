@@ -12,12 +12,12 @@ import uuid
 import httpx
 import pytest
 
-from state_service import config
 from state_service.app import create_app
 from state_service.audit import verify_log
 from state_service.checkpoints import ensure_bucket, list_checkpoints, take_checkpoint
 from state_service.server import ServiceThread
 from tests.tamper import CASES, ROWS, apply_all, record_history
+from tokenwatch import config
 
 KEYS = ("k2026", {"k2025": b"an-older-key-still-verifying", "k2026": b"the-current-key-of-2026"})
 KEYS_ENV = ",".join(f"{k}:{v.decode()}" for k, v in KEYS[1].items())
@@ -131,7 +131,7 @@ def test_verify_cli_exit_codes_and_a_time_zone_far_from_utc(recorded, audit_buck
                         "TOKENWATCH_AUDIT_BUCKET": bucket}
 
     def run(*extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "orchestration.cli", "audit", "verify",
+        return subprocess.run([sys.executable, "-m", "tokenwatch.cli", "audit", "verify",
                                *extra], env=env, capture_output=True, text=True, timeout=300)
 
     ok = run()
@@ -142,7 +142,7 @@ def test_verify_cli_exit_codes_and_a_time_zone_far_from_utc(recorded, audit_buck
     apply_all(dsn, refs[:1])
     bad = run()
     assert bad.returncode == 1 and "edited_row" in bad.stdout and refs[0] in bad.stdout
-    down = subprocess.run([sys.executable, "-m", "orchestration.cli", "audit", "verify"],
+    down = subprocess.run([sys.executable, "-m", "tokenwatch.cli", "audit", "verify"],
                           env=env | {"TOKENWATCH_PG_DSN": "host=127.0.0.1 port=1 dbname=x"},
                           capture_output=True, text=True, timeout=120)
     assert down.returncode == 2, down.stdout + down.stderr

@@ -1,0 +1,113 @@
+"""The quality gate: blocking checks on the KPI marts of a partition, run before publication.
+
+One multi-asset check evaluates, for each day of the run's partition range: the GX suite of
+each KPI mart (rates in [0, 1], row counts within bounds of the previous partition, keys not
+null and unique, accepted wallets, latency percentiles ordered), the reconciliation of the
+transition log with PostgreSQL up to the extraction watermark, and the PAN scan. Every check is
+``blocking``: when one fails, the publish asset does not run, and one Datadog event says that
+the partition's publication was withheld and why.
+"""
+
+from datetime import date, timedelta
+
+import dagster as dg
+
+from orchestration.partitions import DAILY
+from orchestration.resources import DatadogResource, SourcesResource, WarehouseResource
+
+#: asset key -> (check name, mart, day column, suite); suites come from quality/suites.py
+KPI_SUITES = {
+    ("wallet", "wallet_provisioning_daily"): ("request_date", "wallet_provisioning_daily"),
+    ("wallet", "wallet_service_daily"): ("activity_date", "wallet_service_daily"),
+    ("wallet", "wallet_token_usage_daily"): ("usage_date", "wallet_token_usage_daily"),
+}
+RECONCILED = ("lifecycle", "fct_token_state_transitions")
+PAN_SCANNED = ("compliance", "audit_exceptions")
+GATED_ASSETS = [dg.AssetKey(list(k)) for k in (*KPI_SUITES, RECONCILED, PAN_SCANNED)]
+
+
+def _spec(key: tuple[str, str], name: str, description: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(name, asset=dg.AssetKey(list(key)), blocking=True,
+                             partitions_def=DAILY, description=description)
+
+
+SPECS = [_spec(k, "kpi_suite", "Great Expectations suite of this KPI mart, per day.")
+         for k in KPI_SUITES] + [
+    _spec(RECONCILED, "reconciled_with_source",
+          "Transitions in the warehouse equal those in PostgreSQL up to the watermark."),
+    _spec(PAN_SCANNED, "no_pan_in_warehouse",
+          "No PAN-like value in any text column of the raw layer and the marts.")]
+
+
+def days_of(window) -> list[date]:
+    day, days = window.start.date(), []
+    while day < window.end.date():
+        days.append(day)
+        day += timedelta(days=1)
+    return days
+
+
+def partition_label(days: list[date]) -> str:
+    """How events and logs name a run's partition: one day, or a range."""
+    return f"{days[0]}..{days[-1]}" if len(days) > 1 else str(days[0])
+
+
+def run_kpi_suite(wh, relation: str, day_column: str, suite_name: str, days: list[date]):
+    """The suite on each day; one result for the range (failed days listed first)."""
+    from quality import suites
+    from quality.expectations import run_suite
+    from quality.partitions import previous_partition_count, read_partition
+    from quality.result import CheckResult
+
+    results = []
+    for day in days:
+        previous = previous_partition_count(wh, relation, day_column, day)
+        suite = getattr(suites, suite_name)(previous_count=previous)
+        results.append((day, run_suite(read_partition(wh, relation, day_column, day), suite)))
+    failed = [(d, r) for d, r in results if not r.passed]
+    shown = failed or results
+    summary = "; ".join(f"{d}: {r.summary}" for d, r in shown[:3])
+    metadata = {"days": [d.isoformat() for d in days], "failed_days": [
+        d.isoformat() for d, _ in failed]} | {f"{d}": r.metadata for d, r in shown[:3]}
+    return CheckResult(suite_name, not failed, summary, metadata)
+
+
+@dg.multi_asset_check(specs=SPECS, name="quality_gate", can_subset=True,
+                      description="Blocking quality checks that gate KPI publication.")
+def quality_gate(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+                 sources: SourcesResource, datadog: DatadogResource):
+    from orchestration.defs.dbt.assets import mart_relation
+    from quality.pan_scan import scan_for_pans
+    from quality.reconcile import reconcile_transitions
+
+    days = days_of(context.partition_time_window)
+    selected = context.selected_asset_check_keys
+
+    def wanted(key: tuple[str, str], name: str) -> bool:
+        return dg.AssetCheckKey(dg.AssetKey(list(key)), name) in selected
+
+    failures: dict[str, str] = {}
+    outcomes = []
+    with warehouse.open() as wh:
+        for key, (day_col, suite) in KPI_SUITES.items():
+            if wanted(key, "kpi_suite"):
+                outcomes.append((key, "kpi_suite", run_kpi_suite(
+                    wh, mart_relation(key[1]), day_col, suite, days)))
+        if wanted(RECONCILED, "reconciled_with_source"):
+            outcomes.append((RECONCILED, "reconciled_with_source",
+                             reconcile_transitions(sources.sources().pg_dsn, wh)))
+        if wanted(PAN_SCANNED, "no_pan_in_warehouse"):
+            marts = [mart_relation(name) for name in (
+                "audit_token_transitions", "dim_token", "fct_token_state_transitions")]
+            outcomes.append((PAN_SCANNED, "no_pan_in_warehouse", scan_for_pans(wh, marts)))
+    for key_path, name, result in outcomes:
+        key = dg.AssetKey(list(key_path))
+        if not result.passed:
+            failures[f"{key.to_user_string()}:{name}"] = result.summary
+        yield dg.AssetCheckResult(asset_key=key, check_name=name, passed=result.passed,
+                                  description=result.summary[:2000],
+                                  metadata={"observed": dg.MetadataValue.json(result.metadata)})
+    if failures:
+        partition = partition_label(days)
+        context.log.warning(f"publication of {partition} withheld: {sorted(failures)}")
+        datadog.withhold(partition, failures)

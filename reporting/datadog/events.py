@@ -1,0 +1,78 @@
+"""Datadog events about a partition's publication: withheld (error) or done (info).
+
+Tagged ``env``, ``partition`` and ``publication:withheld|done``; the "no publication" monitor
+counts the ``publication:done`` events. Texts are redacted of PAN-like numbers and cut to
+Datadog's limits (title 100, text 4000 characters).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from reporting.datadog.catalog import EVENT_TAG_KEYS
+from reporting.datadog.client import connected
+from reporting.datadog.rules import redact, tags_problem
+from reporting.datadog.series import PublishResult
+from tokenwatch import config
+
+PARTITION = re.compile(r"[0-9a-z][0-9a-z_.:-]{0,63}")
+MAX_TEXT = 4000
+MAX_TITLE = 100
+
+
+def _tags(partition: str, env: str | None, publication: str) -> list[str]:
+    if not isinstance(partition, str) or not PARTITION.fullmatch(partition):
+        raise ValueError(f"partition {partition!r} is not a partition key such as 2026-01-15")
+    tags = [f"env:{env or config.env_name()}", f"partition:{partition}",
+            f"publication:{publication}"]
+    problem = tags_problem(tags, EVENT_TAG_KEYS)
+    if problem:
+        raise ValueError(f"event for partition {partition}: {problem}")
+    return tags
+
+
+def _text(lines: list[str]) -> str:
+    """Markdown, cut to Datadog's limit."""
+    body = "\n".join(lines)
+    if len(body) > MAX_TEXT - 40:
+        body = body[:MAX_TEXT - 60] + "\n... (cut: see the asset checks in Dagster)"
+    return "%%%\n" + body + "\n%%%"
+
+
+def _post(title: str, lines: list[str], alert_type: str, tags: list[str],
+          partition: str, client_options: Mapping[str, Any]) -> Any:
+    with connected(client_options) as dd:
+        return dd.Event.create(title=title[:MAX_TITLE], text=_text(lines), alert_type=alert_type,
+                               tags=tags, aggregation_key=f"tokenwatch-publication-{partition}",
+                               attach_host_name=False)
+
+
+def publication_withheld(partition: str,
+                         failures: Mapping[str, str] | Iterable[tuple[str, str]],
+                         client_options: Mapping[str, Any], env: str | None = None) -> Any:
+    """Post an error event: the KPIs of ``partition`` were not published, and why.
+
+    ``failures``: check name -> what it found. Returns Datadog's answer."""
+    failed = dict(failures)
+    if not failed:
+        raise ValueError(f"publication of {partition} withheld without a failed check to name")
+    tags = _tags(partition, env, "withheld")
+    lines = [f"KPI publication for partition **{partition}** was withheld: "
+             f"{len(failed)} check(s) failed.", ""]
+    lines += [redact(f"- **{name}**: {' '.join(str(why).split())}")
+              for name, why in sorted(failed.items())]
+    return _post(f"tokenwatch: KPI publication withheld for {partition}", lines, "error", tags,
+                 partition, client_options)
+
+
+def publication_done(partition: str, result: PublishResult,
+                     client_options: Mapping[str, Any], env: str | None = None) -> Any:
+    """Post an info event: the KPIs of ``partition`` were published. Returns Datadog's answer."""
+    tags = _tags(partition, env, "done")
+    lines = [f"KPI publication for partition **{partition}**: {result.points} points of "
+             f"{len(result.metrics)} metrics in {result.batches} request(s).", ""]
+    lines += [f"- {name}" for name in result.metrics]
+    return _post(f"tokenwatch: KPIs published for {partition}", lines, "info", tags, partition,
+                 client_options)

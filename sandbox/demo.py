@@ -1,0 +1,85 @@
+"""The end-to-end demo, as plain steps: the local stack, a simulated week, the whole Dagster
+pipeline in-process on the persistent instance, a summary from the marts, and the quality gate
+withholding a corrupted partition. ``tokenwatch demo`` prints what these return."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import dagster as dg
+
+PARTITION_RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+#: The demo prints its own summary: Dagster's event log stays in the instance (make dagster).
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+@dataclass
+class PipelineOutcome:
+    success: bool
+    checks_passed: int = 0
+    checks_failed: list[str] = field(default_factory=list)
+    kpi_points: int = 0
+    runs: list[str] = field(default_factory=list)
+
+
+def instance() -> dg.DagsterInstance:
+    """The instance ``make dagster`` opens (DAGSTER_HOME), else a throwaway one."""
+    import os
+
+    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else (
+        dg.DagsterInstance.ephemeral())
+
+
+def run_pipeline(days: list[date], inst: dg.DagsterInstance,
+                 say: Callable[[str], None]) -> PipelineOutcome:
+    """Ingestion, then the marts, the gate and publication over ``days`` as one backfill run,
+    then the dashboards and monitors."""
+    from orchestration.definitions import defs
+
+    outcome = PipelineOutcome(success=True)
+    runs = [("ingest", {}, "loading the three sources into the raw layer"),
+            ("marts_and_kpis", dict(zip(PARTITION_RANGE, (days[0].isoformat(),
+                                                          days[-1].isoformat()), strict=True)),
+             f"dbt build, quality gate and KPI publication for {days[0]}..{days[-1]}")]
+    for job_name, tags, what in runs:
+        say(what)
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=inst, tags=tags, raise_on_error=False, run_config=QUIET)
+        _collect(result, outcome)
+    say("pushing the Datadog dashboards and monitors")
+    from orchestration.defs.publication.assets import datadog_as_code
+
+    _collect(dg.materialize([datadog_as_code], instance=inst, resources=defs.resources,
+                            run_config=QUIET), outcome)
+    return outcome
+
+
+def _collect(result, outcome: PipelineOutcome) -> None:
+    outcome.runs.append(result.run_id)
+    outcome.success = outcome.success and result.success
+    for check in result.get_asset_check_evaluations():
+        if check.passed:
+            outcome.checks_passed += 1
+        else:
+            outcome.checks_failed.append(f"{check.asset_key.to_user_string()}:{check.check_name}"
+                                         f" {check.description or ''}"[:300])
+    for event in result.get_asset_materialization_events():
+        points = event.materialization.metadata.get("points")
+        if points is not None:
+            outcome.kpi_points += int(points.value)
+
+
+def republish(day: date, inst: dg.DagsterInstance):
+    from orchestration.definitions import defs
+
+    return defs.resolve_job_def("republish").execute_in_process(
+        instance=inst, partition_key=day.isoformat(), raise_on_error=False, run_config=QUIET)
+
+
+def week(days: int) -> list[date]:
+    from datetime import UTC, datetime
+
+    today = datetime.now(UTC).date()
+    return [today - timedelta(days=days - i) for i in range(days)]
