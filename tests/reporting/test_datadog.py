@@ -11,7 +11,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from orchestration import cli
+from tokenwatch import cli
 from reporting.datadog import as_code, client
 from reporting.datadog.catalog import KPI_METRICS
 from reporting.datadog.events import publication_done, publication_withheld

@@ -20,10 +20,9 @@ def demo(tokens: int = typer.Option(3000, min=50, help="Tokens to simulate."),
     from datetime import UTC, datetime
 
     from ingestion.warehouse import duckdb_path, open_warehouse
-    from orchestration import demo as steps
-    from orchestration import demo_report as report
     from sandbox import stack as local_stack
-    from sandbox.intake import read_records
+    from sandbox.demo import readback as report
+    from sandbox.demo import steps
     from sandbox.simulator.faults import Faults
     from sandbox.simulator.run import Settings
     from tokenwatch.cli.simulate import simulate_into_stack
@@ -61,7 +60,9 @@ def demo(tokens: int = typer.Option(3000, min=50, help="Tokens to simulate."),
     out.print(f"simulated: {summary['transitions']['total']} transitions, "
               f"{summary['kinesis']['events_unique']} wallet events, "
               f"{summary['quarantine_expected']['total']} bad lines (quarantined)")
-    _gate(steps, report, day_list[-1], inst, stack, read_records, say)
+    day = day_list[-1]
+    say(f"the quality gate: corrupting wallet_provisioning_daily for {day} on purpose")
+    _print_gate(steps.withhold_a_day(day, inst, stack.intake_records), say)
     out.print("\n[bold]Where to look next[/]")
     out.print(f"  warehouse (DuckDB):  {duckdb_path()}   e.g. duckdb {duckdb_path()}")
     out.print("  Dagster UI:          make dagster   (the runs above are in it)")
@@ -71,30 +72,15 @@ def demo(tokens: int = typer.Option(3000, min=50, help="Tokens to simulate."),
         raise typer.Exit(1)
 
 
-def _gate(steps, report, day, inst, stack, read_records, say) -> None:
-    from ingestion.warehouse import open_warehouse
-    from orchestration.defs.dbt.assets import mart_relation
-
-    say(f"the quality gate: corrupting wallet_provisioning_daily for {day} on purpose")
-    wh = open_warehouse(create=False)
-    saved = report.corrupt_success_rate(wh, mart_relation, day)
-    wh.close()
-    before = len(read_records(stack.intake_records))
-    result = steps.republish(day, inst)
-    records = read_records(stack.intake_records)[before:]
-    sent = sum(1 for r in records if r["path"].endswith("/series"))
-    for event in report.withheld_events(records):
-        out.print(f"[bold red]publication withheld[/] for {day}: {event['title']}")
+def _print_gate(story, say) -> None:
+    for event in story.withheld:
+        out.print(f"[bold red]publication withheld[/] for {story.day}: {event['title']}")
         text = "\n".join(line for line in event["text"].splitlines() if line.strip("%"))
         out.print("    " + text.replace("\n", "\n    ")[:1200])
-    out.print(f"    KPI series sent for {day} after corruption: {sent}; "
-              f"run {'succeeded' if result.success else 'stopped at the gate'}")
-    wh = open_warehouse(create=False)
-    report.restore_success_rate(wh, mart_relation, day, saved)
-    wh.close()
-    again = steps.republish(day, inst)
+    out.print(f"    KPI series sent for {story.day} after corruption: {story.series_sent}; "
+              f"run {'stopped at the gate' if story.stopped else 'succeeded'}")
     say(f"restored the partition and re-ran its checks: "
-        f"{'published again' if again.success else 'still withheld'}")
+        f"{'published again' if story.published_again else 'still withheld'}")
 
 
 def _print_wallets(rows: list[dict]) -> None:

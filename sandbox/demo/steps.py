@@ -1,6 +1,6 @@
-"""The end-to-end demo, as plain steps: the local stack, a simulated week, the whole Dagster
-pipeline in-process on the persistent instance, a summary from the marts, and the quality gate
-withholding a corrupted partition. ``tokenwatch demo`` prints what these return."""
+"""The end-to-end demo, as plain steps: the whole Dagster pipeline in process on the persistent
+instance over a simulated week, and the quality gate withholding a corrupted partition.
+``tokenwatch demo`` prints what these return."""
 
 from __future__ import annotations
 
@@ -76,6 +76,45 @@ def republish(day: date, inst: dg.DagsterInstance):
 
     return defs.resolve_job_def("republish").execute_in_process(
         instance=inst, partition_key=day.isoformat(), raise_on_error=False, run_config=QUIET)
+
+
+@dataclass
+class GateStory:
+    """The gate shown at work on one day: corrupted, withheld, restored, published again."""
+
+    day: date
+    withheld: list[dict]  # the "publication withheld" events the intake received
+    series_sent: int  # KPI series requests that reached the intake for the corrupted day
+    stopped: bool  # the corrupted run stopped at the gate
+    published_again: bool  # after the repair, the day's republish succeeded
+
+
+def withhold_a_day(day: date, inst: dg.DagsterInstance, intake_records: str) -> GateStory:
+    """Corrupt ``day``'s provisioning mart, republish it (the gate must withhold it), restore
+    it, and republish again."""
+    from ingestion.warehouse import open_warehouse
+    from orchestration.defs.dbt.assets import mart_relation
+    from sandbox.demo.corruption import corrupt_success_rate, restore_success_rate
+    from sandbox.demo.readback import withheld_events
+    from sandbox.intake import read_records
+
+    wh = open_warehouse(create=False)
+    try:
+        saved = corrupt_success_rate(wh, mart_relation, day)
+    finally:
+        wh.close()
+    before = len(read_records(intake_records))
+    result = republish(day, inst)
+    records = read_records(intake_records)[before:]
+    wh = open_warehouse(create=False)
+    try:
+        restore_success_rate(wh, mart_relation, day, saved)
+    finally:
+        wh.close()
+    again = republish(day, inst)
+    return GateStory(day, withheld_events(records),
+                     sum(1 for r in records if r["path"].endswith("/series")),
+                     not result.success, again.success)
 
 
 def week(days: int) -> list[date]:
