@@ -70,6 +70,14 @@ def test_every_package_is_scanned():
     assert len(names) > 80
 
 
+def test_no_folder_of_code_is_a_namespace_package_by_accident():
+    accidental = sorted(str(d.relative_to(ROOT)) for package in OURS
+                        for d in [ROOT / package, *(ROOT / package).rglob("*")]
+                        if d.is_dir() and any(d.glob("*.py"))
+                        and not (d / "__init__.py").exists())
+    assert accidental == []
+
+
 def test_every_module_imports():
     """A moved module leaves no import behind: every module of every package loads (an import
     inside a function included: each ``from x import y`` names a module that exists)."""
