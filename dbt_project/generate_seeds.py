@@ -1,14 +1,15 @@
-"""Generate the dbt seeds that mirror ``state_service/lifecycle.py``.
+"""Generate the dbt seeds that mirror ``state_service/lifecycle.py`` and ``tokenwatch/wallets.py``.
 
-The lifecycle has one definition (the Python module); the warehouse reads it as seeds. This
-script writes them, and ``--check`` fails when a committed CSV differs from what the module
-would produce (the test ``tests/dbt/test_seeds.py`` runs the same check)::
+The lifecycle and the wallet registry each have one definition (a Python module); the
+warehouse reads them as seeds. This script writes them, and ``--check`` fails when a committed
+CSV differs from what the modules would produce (the test ``tests/dbt/test_seeds.py`` runs the
+same check)::
 
     python dbt_project/generate_seeds.py            # (re)write the seeds
     python dbt_project/generate_seeds.py --check    # exit 1 and name the stale files
 
-``seeds/wallets.csv`` and ``seeds/audit_exception_types.csv`` are written by hand: wallet
-display names and token requestor ids are not part of the lifecycle.
+``seeds/wallets.csv`` comes from the wallet registry (onboarding a wallet is one entry there,
+then this script). ``seeds/audit_exception_types.csv`` is written by hand.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ if str(_REPO_ROOT) not in sys.path:  # run as a script from anywhere in the chec
     sys.path.insert(0, str(_REPO_ROOT))
 
 from state_service import lifecycle  # noqa: E402
+from tokenwatch import wallets  # noqa: E402
 
 Rows = list[list[str]]
 
@@ -63,11 +65,19 @@ def lifecycle_enums() -> Rows:
         "idv_method": lifecycle.IDV_METHODS,
         "network": lifecycle.NETWORKS,
         "token_type": lifecycle.TOKEN_TYPES,
-        "known_wallet": lifecycle.KNOWN_WALLETS,
     }
     rows = [["enum_key", "enum_name", "enum_value", "value_order"]]
     for name, values in enums.items():
         rows += [[f"{name}:{v}", name, v, str(i)] for i, v in enumerate(values, start=1)]
+    return rows
+
+
+def wallets_seed() -> Rows:
+    """The wallet registry: one row per wallet, TRIDs as text (empty when unknown)."""
+    rows = [["wallet_id", "display_name", "wallet_kind", "visa_token_requestor_id",
+             "mastercard_token_requestor_id"]]
+    rows += [[w.wallet_id, w.display_name, w.kind, w.visa or "", w.mastercard or ""]
+             for w in wallets.WALLETS]
     return rows
 
 
@@ -76,6 +86,7 @@ GENERATED = {
     "lifecycle_transitions.csv": lifecycle_transitions,
     "reason_codes.csv": reason_codes,
     "lifecycle_enums.csv": lifecycle_enums,
+    "wallets.csv": wallets_seed,
 }
 
 
@@ -86,12 +97,12 @@ def render(rows: Rows) -> str:
 
 
 def expected() -> dict[str, str]:
-    """File name -> the CSV text the lifecycle module defines."""
+    """File name -> the CSV text the lifecycle module and the wallet registry define."""
     return {name: render(make()) for name, make in GENERATED.items()}
 
 
 def stale(seeds_dir: Path = SEEDS_DIR) -> list[str]:
-    """Names of generated seeds that are missing or differ from the lifecycle module."""
+    """Names of generated seeds that are missing or differ from their definition."""
     out = []
     for name, text in expected().items():
         path = seeds_dir / name
@@ -113,7 +124,8 @@ def write(seeds_dir: Path = SEEDS_DIR) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true",
-                        help="do not write; exit 1 when a seed differs from lifecycle.py")
+                        help="do not write; exit 1 when a seed differs from lifecycle.py "
+                        "or the wallet registry")
     parser.add_argument("--seeds-dir", type=Path, default=SEEDS_DIR)
     args = parser.parse_args(argv)
     if args.check:
@@ -122,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stale seeds in {args.seeds_dir}: {', '.join(bad)}; "
                   "run python dbt_project/generate_seeds.py", file=sys.stderr)
             return 1
-        print(f"{len(GENERATED)} generated seeds match state_service/lifecycle.py")
+        print(f"{len(GENERATED)} generated seeds match state_service/lifecycle.py and "
+              "tokenwatch/wallets.py")
         return 0
     for path in write(args.seeds_dir):
         print(f"wrote {path}")

@@ -12,12 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from quality.expectations import ExpectationSpec, SuiteSpec, expect
-from state_service.lifecycle import KNOWN_WALLETS
-
-#: Custom wallets known today: the simulator's (sandbox/simulator/profiles.py) and
-#: the dbt seed ``wallets.csv``'s. A wallet outside the accepted set fails the gate.
-CUSTOM_WALLETS: tuple[str, ...] = ("acme_wallet",)
-DEFAULT_WALLETS: tuple[str, ...] = KNOWN_WALLETS + CUSTOM_WALLETS
+from tokenwatch import wallets as wallet_registry
 
 
 @dataclass(frozen=True)
@@ -83,9 +78,12 @@ def row_count_expectation(previous_count: int | None,
 
 def _keys(suite_keys: tuple[str, ...], wallet_id: str, wallets: Iterable[str] | None,
           ) -> list[ExpectationSpec]:
+    """Keys not null and unique; ``wallet_id`` in ``wallets``, by default the registry's
+    (``tokenwatch/wallets.py``, read when the suite is built): an unregistered wallet fails."""
     specs = [expect("ExpectColumnValuesToNotBeNull", column=c) for c in suite_keys]
     specs.append(expect("ExpectColumnValuesToBeInSet", column=wallet_id,
-                        value_set=sorted(set(DEFAULT_WALLETS if wallets is None else wallets))))
+                        value_set=sorted(set(wallet_registry.wallet_ids() if wallets is None
+                                             else wallets))))
     specs.append(expect("ExpectCompoundColumnsToBeUnique", column_list=list(suite_keys)))
     return specs
 

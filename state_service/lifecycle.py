@@ -5,12 +5,16 @@ the dbt seed ``lifecycle_transitions.csv`` is generated from it (``tokenwatch li
 
 The machine is the seed design's, plus one extension real token service providers have:
 ``TokenDeactivated`` (deletion by the cardholder, issuer or wallet, distinct from expiry).
+
+Wallets are not lifecycle things: they are registered in ``tokenwatch/wallets.py``.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 from types import MappingProxyType
+
+from tokenwatch import wallets
 
 
 class State(StrEnum):
@@ -84,9 +88,6 @@ REASON_CODES: MappingProxyType[str, str] = MappingProxyType(
 DECISIONS: tuple[str, ...] = ("green", "yellow", "red")
 IDV_METHODS: tuple[str, ...] = ("otp_sms", "otp_email", "call_center", "issuer_app")
 
-KNOWN_WALLETS: tuple[str, ...] = ("apple_pay", "google_pay", "samsung_pay")
-#: A custom wallet id: lowercase letters, digits and underscores, 3 to 40 characters.
-CUSTOM_WALLET_PATTERN = r"^[a-z][a-z0-9_]{2,39}$"
 NETWORKS: tuple[str, ...] = ("visa", "mastercard")
 TOKEN_TYPES: tuple[str, ...] = ("secure_element", "hce", "card_on_file")
 
@@ -130,8 +131,7 @@ def as_dict() -> dict:
         "decisions": list(DECISIONS),
         "decision_state": DECISION_STATE.value,
         "idv_methods": list(IDV_METHODS),
-        "wallets": list(KNOWN_WALLETS),
-        "custom_wallet_pattern": CUSTOM_WALLET_PATTERN,
+        "wallets": list(wallets.wallet_ids()),  # the registry's (tokenwatch/wallets.py)
         "networks": list(NETWORKS),
         "token_types": list(TOKEN_TYPES),
     }

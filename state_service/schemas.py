@@ -2,7 +2,8 @@
 
 The field rules live here as schema (patterns, enums, the conditional decision/``idv_method``
 rule), so ``/openapi.json`` states exactly what the service accepts. Vocabularies come from
-``state_service.lifecycle``; the card-number rule from ``tokenwatch.pan``.
+``state_service.lifecycle``; the wallets from the registry ``tokenwatch.wallets``; the
+card-number rule from ``tokenwatch.pan``.
 """
 
 from __future__ import annotations
@@ -23,14 +24,13 @@ from pydantic import (
 
 from state_service import lifecycle
 from state_service.lifecycle import State
+from tokenwatch import wallets
 from tokenwatch.pan import looks_like_pan
 
 #: token_ref, event_id: letters, digits and ``._:-`` (never ``|``: the hash chain's separator).
 IDENTIFIER = r"^[A-Za-z0-9._:\-]{1,128}$"
 #: card_ref: an opaque reference or a PAR; base64 characters allowed, no spaces or controls.
 CARD_REF = r"^[A-Za-z0-9._:=+/\-]{1,128}$"
-#: wallet_id: a known wallet or a custom wallet id (the known ones match the same pattern).
-WALLET_ID = lifecycle.CUSTOM_WALLET_PATTERN
 PAN_MESSAGE = ("looks like a card number (PAN); send an opaque reference or a PAR, "
                "never a card number")
 
@@ -38,6 +38,13 @@ PAN_MESSAGE = ("looks like a card number (PAN); send an opaque reference or a PA
 def _no_pan(value: str) -> str:
     if looks_like_pan(value):
         raise ValueError(PAN_MESSAGE)
+    return value
+
+
+def _registered_wallet(value: str) -> str:
+    """wallet_id: a wallet of the registry (``tokenwatch/wallets.py``), exactly."""
+    if not wallets.is_registered(value):
+        raise ValueError(wallets.unregistered_message())
     return value
 
 
@@ -66,8 +73,11 @@ def _timestamp_string(value: Any) -> Any:
 
 
 Identifier = Annotated[str, Field(pattern=IDENTIFIER), AfterValidator(_no_pan)]
-WalletId = Annotated[str, Field(pattern=WALLET_ID, description=(
-    f"{', '.join(lifecycle.KNOWN_WALLETS)} or a custom wallet id")), AfterValidator(_no_pan)]
+#: wallet_id: one of the registry's; the schema lists them, so a fuzzer sends only those.
+WalletId = Annotated[str, AfterValidator(_no_pan), AfterValidator(_registered_wallet),
+                     WithJsonSchema({"type": "string", "enum": list(wallets.wallet_ids()),
+                                     "description": "A registered wallet (tokenwatch/wallets.py)"
+                                                    "; any other wallet id is refused."})]
 CardRef = Annotated[str, Field(pattern=CARD_REF, description=(
     "An opaque card reference or a PAR. A value holding a card number is refused.")),
     AfterValidator(_no_pan)]

@@ -1,7 +1,9 @@
 """How each wallet behaves: the knobs the simulator draws from.
 
 Rates are per token (provisioning) or per active token and day (lifecycle, usage). The numbers
-are plausible, not measured: they give each wallet a distinct, recognisable mix.
+are plausible, not measured: they give each wallet a distinct, recognisable mix. Every
+profile's wallet is registered in ``tokenwatch/wallets.py`` (the state service refuses any
+other; ``tests/sandbox/test_simulator.py`` checks it).
 """
 
 from __future__ import annotations

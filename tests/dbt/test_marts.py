@@ -3,11 +3,13 @@ marts must agree with the simulator's summary."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 
 import pytest
 
 from tests.dbt.conftest import PAN, Built, rows
+from tokenwatch import wallets
 
 TARGETS = ["built_duckdb", "built_postgres"]
 
@@ -31,6 +33,29 @@ def test_tokens_per_wallet(built: Built, world):
     got = dict(rows(built, "select wallet_id, tokens_requested from analytics_wallet.dim_wallet "
                            "where has_activity"))
     assert got == world.summary["tokens_per_wallet"]
+
+
+def test_dim_wallet_reads_the_intermediate_models_and_agrees_with_dim_token(built: Built):
+    manifest = json.loads((built.build.target_path / "manifest.json").read_text())
+    parents = {manifest["nodes"][p]["name"] for p in
+               manifest["nodes"]["model.tokenwatch.dim_wallet"]["depends_on"]["nodes"]}
+    assert parents == {"wallets", "int_token_current_state", "int_token_transitions",
+                       "int_wallet_events"}  # no lifecycle mart: they read dim_wallet
+    by_token = rows(built, """
+        select wallet_id, count(*), sum(case when has_token_requested then 1 else 0 end),
+            min(first_seen_at), max(last_seen_at)
+        from analytics_lifecycle.dim_token group by wallet_id order by wallet_id""")
+    assert by_token and rows(built, """
+        select wallet_id, tokens_seen, tokens_requested, first_seen_at, last_seen_at
+        from analytics_wallet.dim_wallet where has_activity order by wallet_id""") == by_token
+    listed = rows(built, "select wallet_id, display_name, wallet_kind, visa_token_requestor_id, "
+                         "mastercard_token_requestor_id from analytics_wallet.dim_wallet "
+                         "where is_in_wallet_seed")
+    assert sorted(listed) == sorted((w.wallet_id, w.display_name, w.kind, w.visa, w.mastercard)
+                                    for w in wallets.WALLETS)
+    unlisted = rows(built, "select wallet_kind from analytics_wallet.dim_wallet "
+                           "where not is_in_wallet_seed")
+    assert set(unlisted) <= {("custom",)}
 
 
 def test_tokens_per_wallet_and_network(built: Built, world):

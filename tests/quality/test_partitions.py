@@ -10,6 +10,7 @@ import pytest
 from quality import suites
 from quality.expectations import run_suite
 from quality.partitions import previous_partition_count, read_partition
+from tokenwatch import wallets
 
 TARGETS = ["duckdb", "postgres"]
 MART = "marts.wallet_token_usage_daily"
@@ -23,7 +24,7 @@ def _mart(wh) -> None:
                "authorisations_other_currency bigint, authorisations_per_active_token "
                "numeric(18, 6))")
     for n, day in enumerate(DAYS):
-        for wallet in suites.DEFAULT_WALLETS[: 2 + n]:
+        for wallet in wallets.wallet_ids()[: 2 + n]:
             wh.execute(f"insert into {MART} values (%s, %s, %s, %s, %s, %s, %s, %s)",
                        [f"{wallet}-{day}", wallet, day, 10, 4, 9, 0, 0.9])
 
@@ -33,7 +34,7 @@ def test_a_partition_is_read_with_its_columns_and_gated(warehouse_factory, targe
     wh = warehouse_factory(target)
     _mart(wh)
     df = read_partition(wh, MART, "usage_date", DAYS[1])
-    assert list(df["wallet_id"]) == list(suites.DEFAULT_WALLETS[:3])
+    assert list(df["wallet_id"]) == list(wallets.wallet_ids()[:3])
     assert "authorisations_per_active_token" in df.columns and set(df["usage_date"]) == {DAYS[1]}
     assert previous_partition_count(wh, MART, "usage_date", DAYS[0]) is None
     assert previous_partition_count(wh, MART, "usage_date", DAYS[1]) == 2

@@ -12,7 +12,7 @@ import pytest
 from quality import suites
 from quality.expectations import SuiteSpec, expect, run_suite
 from quality.suites import RowCountTolerance, row_count_bounds
-from sandbox.simulator.profiles import PROFILES
+from tokenwatch import wallets
 
 WALLETS = "(values ('apple_pay'), ('google_pay'), ('samsung_pay'), ('acme_wallet')) w(wallet_id)"
 MARTS = {
@@ -159,8 +159,28 @@ def test_the_accepted_wallets_are_a_parameter():
     assert failure.kwargs["value_set"] == ["apple_pay", "google_pay"]
 
 
-def test_the_default_wallets_cover_the_simulated_ones():
-    assert {p.wallet_id for p in PROFILES} <= set(suites.DEFAULT_WALLETS)
+NEW_WALLET = "insert into p select * replace ('zeta_pay' as wallet_id) from p " \
+             "where wallet_id = 'acme_wallet'"
+
+
+@pytest.mark.parametrize("mart", sorted(MARTS))
+def test_the_gate_accepts_exactly_the_registry(mart, monkeypatch):
+    assert run_suite(partition(mart), SUITES[mart]()).passed
+    for mutation, wallet in ((NEW_WALLET, "zeta_pay"),
+                             (NEW_WALLET.replace("zeta_pay", "shady_pay"), "shady_pay")):
+        (failure,) = run_suite(partition(mart, mutation), SUITES[mart]()).failed
+        assert failure.expectation == "expect_column_values_to_be_in_set"
+        assert set(failure.partial_unexpected_list) == {wallet}
+        assert failure.kwargs["value_set"] == sorted(wallets.wallet_ids())
+    # onboarding zeta_pay is one more registry entry: its partitions pass, shady_pay's still fail
+    monkeypatch.setattr(wallets, "WALLETS",
+                        wallets.WALLETS + (wallets.Wallet("zeta_pay", "Zeta Pay", "custom"),))
+    result = run_suite(partition(mart, NEW_WALLET), SUITES[mart]())
+    assert result.passed, result.summary
+    (failure,) = run_suite(partition(mart, NEW_WALLET.replace("zeta_pay", "shady_pay")),
+                           SUITES[mart]()).failed
+    assert failure.partial_unexpected_list[0] == "shady_pay"
+    assert "zeta_pay" in failure.kwargs["value_set"]
 
 
 def test_a_partition_far_from_the_previous_ones_row_count_fails():

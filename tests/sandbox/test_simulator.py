@@ -12,9 +12,11 @@ import pytest
 
 from ingestion.world import World
 from sandbox.simulator.faults import Faults
+from sandbox.simulator.profiles import PROFILES
 from sandbox.simulator.run import Settings, simulate
 from tests.conftest import API_KEY
 from tests.world import fresh_target
+from tokenwatch import wallets
 
 START = datetime(2026, 11, 2, tzinfo=UTC)
 
@@ -154,3 +156,13 @@ def test_fault_switches_parse_and_refuse_unknown_names():
         Faults.parse(["nonsense=1"])
     with pytest.raises(ValueError, match="not a number"):
         Faults.parse(["retries=lots"])
+
+
+def test_the_profiles_use_only_registered_wallets():
+    simulated = [p.wallet_id for p in PROFILES]
+    assert len(simulated) == len(set(simulated))
+    unregistered = [w for w in simulated if not wallets.is_registered(w)]
+    assert not unregistered, (f"{unregistered}: the state service refuses them; register them "
+                              "in tokenwatch/wallets.py")
+    # the simulated world has both kinds, so the marts and the gate see a custom wallet too
+    assert {wallets.get(w).kind for w in simulated} == set(wallets.KINDS)

@@ -14,6 +14,7 @@ from tests.state_service.helpers import (
     token_in,
     transition_body,
 )
+from tokenwatch import wallets
 
 S = State
 
@@ -43,7 +44,7 @@ JOURNEYS = {
 }
 
 
-@pytest.mark.parametrize("wallet", ["apple_pay", "google_pay", "samsung_pay", "acme_wallet"])
+@pytest.mark.parametrize("wallet", wallets.wallet_ids())
 @pytest.mark.parametrize("journey", sorted(JOURNEYS))
 def test_full_legal_path_per_wallet(client, db, wallet, journey):
     ref = new_ref(wallet)
@@ -65,6 +66,34 @@ def test_full_legal_path_per_wallet(client, db, wallet, journey):
         ["TokenRequested"] + [s.value for s, _ in steps])
     assert [h["version"] for h in detail["history"]] == list(range(1, len(steps) + 2))
     assert count_rows(db, ref) == len(steps) + 1
+
+
+@pytest.mark.parametrize("wallet", ["shady_pay", "Apple_Pay", "apple_pay ", "apple", "x" * 300])
+def test_an_unregistered_wallet_is_refused_naming_the_registry(client, db, wallet):
+    ref = new_ref()
+    for r in (client.post("/v1/tokens", json=create_body(ref, wallet)),
+              client.post("/v1/batch", json={"items": [
+                  {"op": "create", **create_body(ref, wallet)}]}).json()["results"][0]):
+        status, body = (r.status_code, r.json()) if isinstance(r, httpx.Response) else (
+            r["status"], r["body"])
+        assert status == 422, body
+        assert body["error"] == "invalid_request" and set(body) == {"error", "fields", "message"}
+        (field,) = body["fields"]
+        assert field["field"] == "wallet_id"
+        assert "tokenwatch/wallets.py" in field["message"]
+        assert all(w in field["message"] for w in wallets.wallet_ids())
+        assert body["message"] == f"wallet_id: {field['message']}"
+        assert wallet not in [m.strip(", ()") for m in field["message"].split()]  # not echoed
+    assert count_rows(db, ref) == 0
+    assert db.execute("select count(*) from tokens where token_ref = %s", [ref]).fetchone()[0] == 0
+
+
+def test_the_contract_lists_the_registered_wallets(client):
+    spec = client.get("/openapi.json").json()
+    for name in ("CreateToken", "BatchCreate"):
+        assert spec["components"]["schemas"][name]["properties"]["wallet_id"]["enum"] == list(
+            wallets.wallet_ids())
+    assert client.get("/v1/lifecycle").json()["wallets"] == list(wallets.wallet_ids())
 
 
 def test_every_illegal_pair_is_refused_and_writes_nothing(client, db):
