@@ -19,7 +19,8 @@ def show_cmd() -> None:
 def seed_cmd(check: bool = typer.Option(False, "--check",
                                         help="Write nothing; exit 1 when a seed is stale.")
              ) -> None:
-    """Write dbt's lifecycle seeds (states, transitions, reason codes) from lifecycle.py."""
+    """Write the dbt seeds generated from the Python definitions: the lifecycle (states,
+    transitions, reason codes, enums) from lifecycle.py, the wallets from tokenwatch/wallets.py."""
     import runpy
 
     from tokenwatch import config
