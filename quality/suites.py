@@ -1,8 +1,11 @@
 """The KPI marts' suites: what a partition must satisfy before any of its KPIs is published.
 
-Every column name lives in the ``*Columns`` dataclasses below (defaults follow the dbt marts in
-``dbt_project/models/marts/wallet``); bind other names with ``dataclasses.replace``. Each suite
-function returns a ``SuiteSpec`` for ``quality.expectations.run_suite``.
+What a mart's suite checks comes from its KPI declaration in the dbt marts' yml
+(``tokenwatch/kpis.py``): the grain (tag columns and day column), every declared bound (the
+published KPIs' and the others the gate checks) and every ordered column list (p50 <= p95 <= p99,
+transacting <= active). ``MartColumns`` is that declaration's view by column name (bind other
+names with ``dataclasses.replace``). Each suite function returns a ``SuiteSpec`` for
+``quality.expectations.run_suite``.
 """
 
 from __future__ import annotations
@@ -12,39 +15,30 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from quality.expectations import ExpectationSpec, SuiteSpec, expect
+from tokenwatch import kpis
 from tokenwatch import wallets as wallet_registry
 
 
 @dataclass(frozen=True)
-class ProvisioningDailyColumns:
-    wallet_id: str = "wallet_id"
-    network: str = "network"
-    day: str = "request_date"
-    rates: tuple[str, ...] = ("provision_success_rate", "yellow_completion_rate",
-                              "green_share", "yellow_share", "red_share")
+class MartColumns:
+    """The columns a KPI mart's suite checks: a view of its declaration (``of``)."""
+    tags: tuple[str, ...]  # the dimension columns: with the day, the grain
+    day: str
+    bounds: tuple[tuple[str, float | None, float | None], ...]  # (column, low, high)
+    ordered: tuple[tuple[str, ...], ...] = ()  # each list non-decreasing, row by row
+    wallet_id: str | None = "wallet_id"  # checked against the wallet registry, when any
 
+    @classmethod
+    def of(cls, mart: str) -> MartColumns:
+        declared = kpis.contract().mart(mart)
+        wallet = next((c for c, key in declared.tags if key == "wallet"), None)
+        return cls(declared.tag_columns, declared.day_column,
+                   tuple((c, low, high) for c, (low, high) in declared.bounds),
+                   declared.ordered, wallet)
 
-@dataclass(frozen=True)
-class ServiceDailyColumns:
-    wallet_id: str = "wallet_id"
-    day: str = "activity_date"
-    rates: tuple[str, ...] = ("client_error_rate", "server_error_rate", "error_rate")
-    #: (p50, p95, p99) column triples that must be ordered p50 <= p95 <= p99
-    percentiles: tuple[tuple[str, str, str], ...] = (
-        ("gateway_latency_p50_ms", "gateway_latency_p95_ms", "gateway_latency_p99_ms"),
-        ("provisioning_latency_p50_ms", "provisioning_latency_p95_ms",
-         "provisioning_latency_p99_ms"),
-        ("lambda_duration_p50_ms", "lambda_duration_p95_ms", "lambda_duration_p99_ms"))
-
-
-@dataclass(frozen=True)
-class TokenUsageDailyColumns:
-    wallet_id: str = "wallet_id"
-    day: str = "usage_date"
-    active: str = "active_tokens"
-    transacting: str = "transacting_tokens"
-    counts: tuple[str, ...] = ("active_tokens", "transacting_tokens", "authorisations",
-                               "authorisations_other_currency")
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (*self.tags, self.day)
 
 
 @dataclass(frozen=True)
@@ -88,45 +82,53 @@ def _keys(suite_keys: tuple[str, ...], wallet_id: str, wallets: Iterable[str] | 
     return specs
 
 
-def _between(columns: Iterable[str], low: float, high: float | None) -> list[ExpectationSpec]:
+def _bounded(bounds: Iterable[tuple[str, float | None, float | None]]) -> list[ExpectationSpec]:
     return [expect("ExpectColumnValuesToBeBetween", column=c, min_value=low, max_value=high)
-            for c in columns]
+            for c, low, high in bounds]
+
+
+def _ordered(lists: Iterable[tuple[str, ...]]) -> list[ExpectationSpec]:
+    return [expect("ExpectColumnPairValuesAToBeGreaterThanB", column_A=high, column_B=low,
+                   or_equal=True, ignore_row_if="either_value_is_missing")
+            for columns in lists for low, high in zip(columns, columns[1:], strict=False)]
+
+
+def kpi_suite(mart: str, accepted_wallets: Iterable[str] | None = None,
+              previous_count: int | None = None, cols: MartColumns | None = None,
+              tolerance: RowCountTolerance = RowCountTolerance()) -> SuiteSpec:
+    """The suite of a declared KPI mart: keys (tag columns and day) not null and unique, the
+    wallet registered; every declared bound; every ordered list non-decreasing; the row count
+    near the previous partition's."""
+    cols = cols or MartColumns.of(mart)
+    keys = cols.keys
+    if cols.wallet_id is not None:
+        key_specs = _keys(keys, cols.wallet_id, accepted_wallets)
+    else:
+        key_specs = [expect("ExpectColumnValuesToNotBeNull", column=c) for c in keys] + [
+            expect("ExpectCompoundColumnsToBeUnique", column_list=list(keys))]
+    return SuiteSpec(mart, tuple(
+        key_specs + _bounded(cols.bounds) + _ordered(cols.ordered)
+        + [row_count_expectation(previous_count, tolerance)]), keys)
 
 
 def wallet_provisioning_daily(accepted_wallets: Iterable[str] | None = None,
-                              previous_count: int | None = None,
-                              cols: ProvisioningDailyColumns = ProvisioningDailyColumns(),
+                              previous_count: int | None = None, cols: MartColumns | None = None,
                               tolerance: RowCountTolerance = RowCountTolerance()) -> SuiteSpec:
-    """Grain (wallet, network, day); rates in [0, 1]."""
-    keys = (cols.wallet_id, cols.network, cols.day)
-    return SuiteSpec("wallet_provisioning_daily", tuple(
-        _keys(keys, cols.wallet_id, accepted_wallets) + _between(cols.rates, 0, 1)
-        + [row_count_expectation(previous_count, tolerance)]), keys)
+    """Grain (wallet, network, day); rates in [0, 1]; counts and times >= 0."""
+    return kpi_suite("wallet_provisioning_daily", accepted_wallets, previous_count, cols,
+                     tolerance)
 
 
 def wallet_service_daily(accepted_wallets: Iterable[str] | None = None,
-                         previous_count: int | None = None,
-                         cols: ServiceDailyColumns = ServiceDailyColumns(),
+                         previous_count: int | None = None, cols: MartColumns | None = None,
                          tolerance: RowCountTolerance = RowCountTolerance()) -> SuiteSpec:
     """Grain (wallet, day); error rates in [0, 1]; latency percentiles p50 <= p95 <= p99."""
-    keys = (cols.wallet_id, cols.day)
-    ordered = [expect("ExpectColumnPairValuesAToBeGreaterThanB", column_A=high, column_B=low,
-                      or_equal=True, ignore_row_if="either_value_is_missing")
-               for p50, p95, p99 in cols.percentiles for low, high in ((p50, p95), (p95, p99))]
-    return SuiteSpec("wallet_service_daily", tuple(
-        _keys(keys, cols.wallet_id, accepted_wallets) + _between(cols.rates, 0, 1) + ordered
-        + [row_count_expectation(previous_count, tolerance)]), keys)
+    return kpi_suite("wallet_service_daily", accepted_wallets, previous_count, cols, tolerance)
 
 
 def wallet_token_usage_daily(accepted_wallets: Iterable[str] | None = None,
-                             previous_count: int | None = None,
-                             cols: TokenUsageDailyColumns = TokenUsageDailyColumns(),
+                             previous_count: int | None = None, cols: MartColumns | None = None,
                              tolerance: RowCountTolerance = RowCountTolerance()) -> SuiteSpec:
     """Grain (wallet, day); counts >= 0; transacting tokens <= active tokens."""
-    keys = (cols.wallet_id, cols.day)
-    transacting = expect("ExpectColumnPairValuesAToBeGreaterThanB", column_A=cols.active,
-                         column_B=cols.transacting, or_equal=True,
-                         ignore_row_if="either_value_is_missing")
-    return SuiteSpec("wallet_token_usage_daily", tuple(
-        _keys(keys, cols.wallet_id, accepted_wallets) + _between(cols.counts, 0, None)
-        + [transacting, row_count_expectation(previous_count, tolerance)]), keys)
+    return kpi_suite("wallet_token_usage_daily", accepted_wallets, previous_count, cols,
+                     tolerance)

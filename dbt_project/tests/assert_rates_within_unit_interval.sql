@@ -1,4 +1,6 @@
-{#- Every rate and share in the marts lies in [0, 1] (or is null where undefined). -#}
+{#- Every rate and share in the marts lies in [0, 1] (or is null where undefined). Every column
+    the marts' yml declares with bounds [0, 1] (config: meta: kpi:) must be listed here:
+    tests/dbt/test_kpi_bounds.py checks it. -#}
 {%- set rates = {
     'wallet_provisioning_daily': ['green_share', 'yellow_share', 'red_share',
                                   'provision_success_rate', 'yellow_completion_rate'],

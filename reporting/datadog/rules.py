@@ -41,8 +41,8 @@ def metric_problem(name: object) -> str | None:
     if not KPI_NAME.fullmatch(name):
         return f"{name!r} is not of the form tokenwatch.<area>.<kpi> (lowercase)"
     if name not in KPI_METRICS:
-        return (f"{name!r} is not in KPI_METRICS (reporting/datadog/catalog.py): add it "
-                "there with its unit and description")
+        return (f"{name!r} is not in KPI_METRICS: declare it in the dbt marts' yml (a column's "
+                "config: meta: kpi:, see dbt_project/README.md) with its unit and description")
     return None
 
 

@@ -3,6 +3,7 @@ rule fails alone, naming the expectation, the offending rows (by key) and their 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import duckdb
@@ -19,7 +20,8 @@ MARTS = {
     "provisioning": f"""
         select w.wallet_id, n.network, date '2024-03-01' as request_date, 100 as requests,
             0.9::double as provision_success_rate, 0.7::double as yellow_completion_rate,
-            0.8::double as green_share, 0.15::double as yellow_share, 0.05::double as red_share
+            0.8::double as green_share, 0.15::double as yellow_share, 0.05::double as red_share,
+            420.5::double as time_to_activate_p95_seconds
         from {WALLETS} cross join (values ('visa'), ('mastercard')) n(network)""",
     "service": f"""
         select w.wallet_id, date '2024-03-01' as activity_date, 1000 as api_requests,
@@ -33,7 +35,8 @@ MARTS = {
         from {WALLETS}""",
     "usage": f"""
         select w.wallet_id, date '2024-03-01' as usage_date, 50 as active_tokens,
-            20 as transacting_tokens, 90 as authorisations, 0 as authorisations_other_currency
+            20 as transacting_tokens, 90 as authorisations, 0 as authorisations_other_currency,
+            1.8::double as authorisations_per_active_token
         from {WALLETS}""",
 }
 SUITES = {"provisioning": suites.wallet_provisioning_daily,
@@ -80,6 +83,13 @@ BROKEN = [  # mart, mutation, expectation, columns, unexpected values, key of an
      ["wallet_id", "network", "request_date"],
      [{"wallet_id": "apple_pay", "network": "visa", "request_date": "2024-03-01"}] * 2,
      {"wallet_id": "apple_pay", "network": "visa"}),
+    ("provisioning", "update p set time_to_activate_p95_seconds = -1 "
+     "where wallet_id = 'google_pay' and network = 'visa'",
+     "expect_column_values_to_be_between", ["time_to_activate_p95_seconds"], [-1.0],
+     {"wallet_id": "google_pay", "network": "visa"}),
+    ("usage", "update p set authorisations_per_active_token = -0.5 "
+     "where wallet_id = 'samsung_pay'", "expect_column_values_to_be_between",
+     ["authorisations_per_active_token"], [-0.5], {"wallet_id": "samsung_pay"}),
     ("service", "update p set error_rate = 1.5 where wallet_id = 'google_pay'",
      "expect_column_values_to_be_between", ["error_rate"], [1.5],
      {"wallet_id": "google_pay", "activity_date": "2024-03-01"}),
@@ -225,7 +235,7 @@ def test_a_missing_column_fails_naming_it():
 
 
 def test_column_names_are_bound_in_one_place():
-    cols = suites.ProvisioningDailyColumns(day="date_day")
+    cols = dataclasses.replace(suites.MartColumns.of("wallet_provisioning_daily"), day="date_day")
     suite = suites.wallet_provisioning_daily(cols=cols)
     assert "date_day" in suite.columns and "request_date" not in suite.columns
     renamed = partition("provisioning", "alter table p rename request_date to date_day")

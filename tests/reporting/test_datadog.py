@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
-from tokenwatch import cli
 from reporting.datadog import as_code, client
 from reporting.datadog.catalog import KPI_METRICS
 from reporting.datadog.events import publication_done, publication_withheld
 from reporting.datadog.rules import metric_problem
 from reporting.datadog.series import KpiPoint, publish
 from sandbox.intake import IntakeThread, read_records
+from tokenwatch import cli, kpis
 from tokenwatch.stack_file import StackError
 
 KEY = "publishing-test-key"
@@ -243,7 +244,9 @@ def _queries(node) -> list[str]:
     return []
 
 
-def test_every_metric_in_a_dashboard_or_monitor_is_in_the_catalog():
+def _undeclared_and_unshown() -> tuple[set[str], set[str]]:
+    """The tokenwatch.* metrics the dashboards and monitors query that the dbt project does not
+    declare (tokenwatch/kpis.py), and the declared ones that no dashboard or monitor shows."""
     referenced = set()
     for kind in as_code.FOLDERS:
         for body in as_code.definitions(kind):
@@ -251,9 +254,27 @@ def test_every_metric_in_a_dashboard_or_monitor_is_in_the_catalog():
             assert queries, f"{kind} {body[as_code.TITLE[kind]]!r} has no query"
             for query in queries:
                 referenced |= set(METRIC_IN_QUERY.findall(query))
-    assert referenced - set(KPI_METRICS) == set()
-    assert set(KPI_METRICS) - referenced == set()  # and every KPI is on some dashboard
+    declared = set(kpis.contract().metrics)
+    return referenced - declared, declared - referenced
+
+
+def test_every_metric_in_a_dashboard_or_monitor_is_declared():
+    assert _undeclared_and_unshown() == (set(), set())  # and every KPI is on some dashboard
+    assert set(KPI_METRICS) == set(kpis.contract().metrics)  # what publish accepts
     assert [name for name in KPI_METRICS if metric_problem(name)] == []
+
+
+def test_a_dashboard_querying_an_undeclared_metric_fails_the_check(tmp_path, monkeypatch):
+    folder = tmp_path / "dashboards"
+    shutil.copytree(as_code.FOLDERS["dashboard"], folder)
+    dashboard = folder / "wallet_performance.json"
+    text = dashboard.read_text()
+    assert "tokenwatch.service.latency_p99_ms" in text
+    dashboard.write_text(text.replace("tokenwatch.service.latency_p99_ms",
+                                      "tokenwatch.service.latency_p999_ms"))
+    monkeypatch.setitem(as_code.FOLDERS, "dashboard", folder)
+    assert _undeclared_and_unshown() == ({"tokenwatch.service.latency_p999_ms"},
+                                         {"tokenwatch.service.latency_p99_ms"})
 
 
 @pytest.fixture()

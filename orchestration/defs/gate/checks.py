@@ -14,13 +14,19 @@ import dagster as dg
 
 from orchestration.partitions import DAILY
 from orchestration.resources import DatadogResource, SourcesResource, WarehouseResource
+from tokenwatch import kpis
 
-#: asset key -> (check name, mart, day column, suite); suites come from quality/suites.py
-KPI_SUITES = {
-    ("wallet", "wallet_provisioning_daily"): ("request_date", "wallet_provisioning_daily"),
-    ("wallet", "wallet_service_daily"): ("activity_date", "wallet_service_daily"),
-    ("wallet", "wallet_token_usage_daily"): ("usage_date", "wallet_token_usage_daily"),
-}
+
+def _mart_key(model: str) -> tuple[str, ...]:
+    from orchestration.defs.dbt.assets import TRANSLATOR, manifest
+
+    return tuple(TRANSLATOR.get_asset_key(manifest()["nodes"][f"model.tokenwatch.{model}"]).path)
+
+
+#: asset key -> (day column, mart): the KPI marts the dbt project declares ``gated``
+#: (tokenwatch/kpis.py); each one's suite is quality.suites.kpi_suite(mart)
+KPI_SUITES = {_mart_key(mart.model): (mart.day_column, mart.model)
+              for mart in kpis.contract().gated}
 RECONCILED = ("lifecycle", "fct_token_state_transitions")
 PAN_SCANNED = ("compliance", "audit_exceptions")
 GATED_ASSETS = [dg.AssetKey(list(k)) for k in (*KPI_SUITES, RECONCILED, PAN_SCANNED)]
@@ -52,8 +58,8 @@ def partition_label(days: list[date]) -> str:
     return f"{days[0]}..{days[-1]}" if len(days) > 1 else str(days[0])
 
 
-def run_kpi_suite(wh, relation: str, day_column: str, suite_name: str, days: list[date]):
-    """The suite on each day; one result for the range (failed days listed first)."""
+def run_kpi_suite(wh, relation: str, day_column: str, mart: str, days: list[date]):
+    """The mart's suite on each day; one result for the range (failed days listed first)."""
     from quality import suites
     from quality.expectations import run_suite
     from quality.partitions import previous_partition_count, read_partition
@@ -62,14 +68,14 @@ def run_kpi_suite(wh, relation: str, day_column: str, suite_name: str, days: lis
     results = []
     for day in days:
         previous = previous_partition_count(wh, relation, day_column, day)
-        suite = getattr(suites, suite_name)(previous_count=previous)
+        suite = suites.kpi_suite(mart, previous_count=previous)
         results.append((day, run_suite(read_partition(wh, relation, day_column, day), suite)))
     failed = [(d, r) for d, r in results if not r.passed]
     shown = failed or results
     summary = "; ".join(f"{d}: {r.summary}" for d, r in shown[:3])
     metadata = {"days": [d.isoformat() for d in days], "failed_days": [
         d.isoformat() for d, _ in failed]} | {f"{d}": r.metadata for d, r in shown[:3]}
-    return CheckResult(suite_name, not failed, summary, metadata)
+    return CheckResult(mart, not failed, summary, metadata)
 
 
 @dg.multi_asset_check(specs=SPECS, name="quality_gate", can_subset=True,
@@ -89,10 +95,10 @@ def quality_gate(context: dg.AssetCheckExecutionContext, warehouse: WarehouseRes
     failures: dict[str, str] = {}
     outcomes = []
     with warehouse.open() as wh:
-        for key, (day_col, suite) in KPI_SUITES.items():
+        for key, (day_col, mart) in KPI_SUITES.items():
             if wanted(key, "kpi_suite"):
                 outcomes.append((key, "kpi_suite", run_kpi_suite(
-                    wh, mart_relation(key[1]), day_col, suite, days)))
+                    wh, mart_relation(mart), day_col, mart, days)))
         if wanted(RECONCILED, "reconciled_with_source"):
             outcomes.append((RECONCILED, "reconciled_with_source",
                              reconcile_transitions(sources.sources().pg_dsn, wh)))
