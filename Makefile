@@ -4,6 +4,14 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# dbt's manifest, which the Dagster definitions are built from: made at install, and again
+# whenever a file of the dbt project changes (`dagster dev` also re-parses on every load).
+MANIFEST := dbt_project/target/manifest.json
+DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros dbt_project/seeds \
+	dbt_project/snapshots dbt_project/tests -type f 2>/dev/null) \
+	dbt_project/dbt_project.yml dbt_project/profiles.yml orchestration/defs/dbt/project.py
+PREPARE_DBT := PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster-dbt project prepare-and-package \
+	--file orchestration/defs/dbt/project.py
 
 .PHONY: install test demo dagster docs lint bench lock clean
 # Dagster's instance (dagster.yaml) lives at the repository root; its storage under .tokenwatch/
@@ -12,22 +20,27 @@ demo dagster: export DAGSTER_HOME := $(CURDIR)
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e .
-	@touch $(STAMP)
+	$(PREPARE_DBT)
+	@touch $(STAMP) $(MANIFEST)
 
-install: $(STAMP)
+$(MANIFEST): $(DBT_SOURCES) | $(STAMP)
+	$(PREPARE_DBT)
+	@touch $(MANIFEST)
 
-test: $(STAMP)
+install: $(STAMP) $(MANIFEST)
+
+test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-demo: $(STAMP)
+demo: install
 	$(BIN)/tokenwatch demo
 
 # The Dagster UI on the same instance the demo ran on (the local stack must be up).
-dagster: $(STAMP)
+dagster: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster dev -m orchestration.definitions
 
 # dbt's documentation site: lineage, every model and column described.
-docs: $(STAMP)
+docs: install
 	cd dbt_project && ../$(BIN)/dbt docs generate --profiles-dir . && \
 		../$(BIN)/dbt docs serve --profiles-dir . --port 8081
 

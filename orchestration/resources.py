@@ -1,8 +1,12 @@
 """Resources, chosen as one set by ``TOKENWATCH_ENV``: ``local`` (DuckDB file, the local stack's
 moto and Datadog intake) or ``prod`` (Snowflake, AWS, Datadog). Assets never know which.
 
-The switch lives here and in the modules it calls (``ingestion.warehouse.open_warehouse``,
-``ingestion.world.world_from_env``), never in models or asset code.
+Each resource declares its configuration as fields; ``ENVIRONMENTS`` gives their values per
+environment, ``dg.EnvVar`` where the value is an environment variable (Dagster reads it when a
+run starts and shows the variable's name, never its value). An empty field means "what the
+environment says" (``ingestion.warehouse.open_warehouse``, ``ingestion.world.world_from_env``,
+``reporting.datadog.client.resolve``), which is also what a resource built with no arguments,
+as tests do, uses. The switch lives here and in those modules, never in models or asset code.
 """
 
 from __future__ import annotations
@@ -11,17 +15,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
+from pydantic import Field
 
-from ingestion.warehouse import DBT_TARGETS, open_warehouse, target_name
+from ingestion.warehouse import open_warehouse, target_name
 from ingestion.warehouse.base import Warehouse
 from ingestion.world import World
 from tokenwatch import config
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The raw layer's warehouse; ``target`` empty means the environment's default."""
+    """The raw layer's warehouse."""
 
-    target: str = ""
+    target: str = Field(default="", description=(
+        "duckdb, postgres or snowflake; empty: TOKENWATCH_WAREHOUSE, else the environment's "
+        "default"))
 
     def resolved_target(self) -> str:
         return self.target or target_name()
@@ -34,17 +41,16 @@ class WarehouseResource(dg.ConfigurableResource):
         finally:
             wh.close()
 
-    def dbt_target(self) -> str:
-        return DBT_TARGETS[self.resolved_target()]
-
 
 class SourcesResource(dg.ConfigurableResource):
     """Where the state database, the Kinesis stream and the S3 lake are: the environment's
     (see ``ingestion.world``), with any of the three named explicitly instead."""
 
-    pg_dsn: str = ""
-    stream: str = ""
-    bucket: str = ""
+    pg_dsn: str = Field(default="", description=(
+        "the state service's database, read as tokenwatch_reader; empty: the environment's"))
+    stream: str = Field(default="", description="the wallet-event stream; empty: the "
+                                                   "environment's")
+    bucket: str = Field(default="", description="the S3 lake; empty: the environment's")
 
     def sources(self) -> World:
         from dataclasses import replace
@@ -61,15 +67,71 @@ def env_name() -> str:
 
 
 class DatadogResource(dg.ConfigurableResource):
-    """Datadog's API: the local intake, or the real one (reporting/datadog/client.py
-    resolves which from the environment)."""
+    """Datadog's API: the local intake, or the real one. With no ``api_key``, where
+    ``reporting.datadog.client.resolve()`` points (the local stack's intake, or
+    ``TOKENWATCH_DD_API_HOST``)."""
+
+    env: str = Field(default="", description="the env tag of points and events; empty: "
+                                                "TOKENWATCH_ENV")
+    api_key: str = Field(default="", description="DD_API_KEY")
+    app_key: str = Field(default="", description="DD_APP_KEY (dashboards and monitors)")
+    site: str = Field(default="datadoghq.com", description="DD_SITE")
+    api_host: str = Field(default="", description=(
+        "a Datadog-compatible API instead of https://api.<site>"))
+
+    def env_tag(self) -> str:
+        return self.env or env_name()
 
     def options(self) -> dict:
-        from reporting.datadog.client import datadog_options
+        from reporting.datadog.client import SITE, datadog_options
 
-        return datadog_options()
+        if not self.api_key:
+            return datadog_options()
+        site = self.site.strip().lower()
+        if not self.api_host and not SITE.fullmatch(site):
+            raise ValueError(f"DD_SITE must be a Datadog site such as datadoghq.eu, got {site!r}")
+        host = self.api_host or f"https://api.{site}"
+        return {"api_key": self.api_key, "app_key": self.app_key or None,
+                "api_host": host.rstrip("/")}
 
     def withhold(self, partition: str, failures: dict[str, str]):
+        """The "publication withheld" event of ``partition`` (publication's sensor sends it)."""
         from reporting.datadog.events import publication_withheld
 
-        return publication_withheld(partition, failures, self.options(), env=env_name())
+        return publication_withheld(partition, failures, self.options(), env=self.env_tag())
+
+
+def _variable_or(name: str, default: str) -> str | dg.EnvVar:
+    """``dg.EnvVar(name)`` when the variable is set, else ``default``."""
+    return dg.EnvVar(name) if dg.EnvVar(name).get_value() else default
+
+
+def environments() -> dict[str, dict[str, dict]]:
+    """The one environment map: each environment's resource fields, by ``TOKENWATCH_ENV``."""
+    return {
+        "local": {
+            "warehouse": {"target": _variable_or("TOKENWATCH_WAREHOUSE", "duckdb")},
+            "sources": {},  # the local stack's endpoints, from $TOKENWATCH_HOME/stack.json
+            "datadog": {"env": "local"},  # the local intake (or TOKENWATCH_DD_API_HOST)
+        },
+        "prod": {
+            "warehouse": {"target": _variable_or("TOKENWATCH_WAREHOUSE", "snowflake")},
+            "sources": {"pg_dsn": _variable_or("TOKENWATCH_READER_PG_DSN", ""),
+                        "stream": dg.EnvVar("TOKENWATCH_STREAM"),
+                        "bucket": dg.EnvVar("TOKENWATCH_BUCKET")},
+            "datadog": {"env": "prod", "api_key": dg.EnvVar("DD_API_KEY"),
+                        "app_key": _variable_or("DD_APP_KEY", ""),
+                        "site": _variable_or("DD_SITE", "datadoghq.com"),
+                        "api_host": _variable_or("TOKENWATCH_DD_API_HOST", "")},
+        },
+    }
+
+
+def resources(env: str | None = None) -> dict[str, dg.ConfigurableResource]:
+    """The resources of ``env`` (default: ``TOKENWATCH_ENV``), dbt's among them."""
+    from orchestration.defs.dbt.assets import dbt_resource
+
+    fields = environments()[env or env_name()]
+    return {"warehouse": WarehouseResource(**fields["warehouse"]),
+            "sources": SourcesResource(**fields["sources"]),
+            "datadog": DatadogResource(**fields["datadog"]), "dbt": dbt_resource()}

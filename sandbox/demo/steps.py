@@ -72,10 +72,15 @@ def _collect(result, outcome: PipelineOutcome) -> None:
 
 
 def republish(day: date, inst: dg.DagsterInstance):
+    """The ``republish`` job for ``day``, then publication's sensor on its outcome (the daemon
+    would evaluate it: a run the gate stopped sends the "publication withheld" event)."""
     from orchestration.definitions import defs
+    from orchestration.defs.publication.sensors import evaluate_after
 
-    return defs.resolve_job_def("republish").execute_in_process(
+    result = defs.resolve_job_def("republish").execute_in_process(
         instance=inst, partition_key=day.isoformat(), raise_on_error=False, run_config=QUIET)
+    evaluate_after(result, inst, defs.resources["datadog"])
+    return result
 
 
 @dataclass

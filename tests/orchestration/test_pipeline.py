@@ -62,10 +62,18 @@ def test_full_materialisation_publishes_kpis(pipeline):
             "tokenwatch.tokens.active", "tokenwatch.audit.exceptions"} <= metrics
 
 
-def _republish(pipeline, day: date):
+def _republish(pipeline, day: date, *, sensor: bool = True):
+    """The republish job for ``day``; then, with ``sensor``, publication's run-status sensor
+    evaluated on the run as the daemon would (it sends the "publication withheld" event)."""
+    from orchestration.defs.publication.sensors import evaluate_after
+
     job = pipeline["defs"].resolve_job_def("republish")
-    return job.execute_in_process(resources=pipeline["resources"], partition_key=day.isoformat(),
-                                  instance=pipeline["instance"], raise_on_error=False)
+    result = job.execute_in_process(resources=pipeline["resources"],
+                                    partition_key=day.isoformat(),
+                                    instance=pipeline["instance"], raise_on_error=False)
+    if sensor:
+        evaluate_after(result, pipeline["instance"], pipeline["resources"]["datadog"])
+    return result
 
 
 def _new_records(local_stack, before: int) -> list[dict]:
@@ -187,16 +195,21 @@ def test_a_failing_check_withholds_the_partition(pipeline, local_stack, mode):
     _run_sql(break_it, day)
     before = len(read_records(local_stack.intake_records))
     try:
-        result = _republish(pipeline, day)
+        result = _republish(pipeline, day, sensor=False)
     finally:
         _run_sql(undo, day)
     failed = [c for c in result.get_asset_check_evaluations() if not c.passed]
     assert [c.asset_key.to_user_string() for c in failed] == [asset]
     assert not result.get_asset_materialization_events()  # the publish asset did not run
+    assert not _new_records(local_stack, before)  # the gate itself sends nothing
+    from orchestration.defs.publication.sensors import evaluate_after
+
+    evaluate_after(result, pipeline["instance"], pipeline["resources"]["datadog"])
     records = _new_records(local_stack, before)
     assert not _series(records)  # no KPI point of that partition reached Datadog
     events = [r["body"] for r in records if r["path"] == "/api/v1/events"]
     assert len(events) == 1 and "publication:withheld" in events[0]["tags"]
+    assert f"partition:{day}" in events[0]["tags"]
     assert asset in events[0]["text"]
 
 

@@ -18,54 +18,27 @@ from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
     DbtCliResource,
-    DbtProject,
     dbt_assets,
 )
 
 from ingestion.warehouse import DBT_TARGETS, dbt_env, target_name
+from orchestration.defs.dbt.project import DBT_DIR, PREPARE_COMMAND, dbt_project
 from orchestration.partitions import DAILY
-from tokenwatch import config
 
-DBT_DIR = config.project_root() / "dbt_project"
 #: dbt from this environment, whether or not its bin directory is on PATH
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 MART_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=2),
                                                 warn_window=timedelta(minutes=75))
 
-dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR,
-                         target=DBT_TARGETS[target_name()])
-
-
-def _env_stamp():
-    """The warehouse the manifest was parsed for: relation names in it depend on it (DuckDB
-    names its catalog after the file's stem)."""
-    return dbt_project.manifest_path.parent / "tokenwatch-env.json"
-
-
-def _manifest_is_stale() -> bool:
-    """No manifest yet, a project file changed after it was written, or it was parsed for
-    another warehouse."""
-    path = dbt_project.manifest_path
-    if not path.exists() or not _env_stamp().exists():
-        return True
-    if json.loads(_env_stamp().read_text()) != dbt_env():
-        return True
-    built = path.stat().st_mtime
-    sources = [p for folder in ("models", "macros", "seeds", "snapshots", "tests")
-               for p in (DBT_DIR / folder).rglob("*") if p.is_file()]
-    sources += [DBT_DIR / "dbt_project.yml", DBT_DIR / "profiles.yml"]
-    return any(p.stat().st_mtime > built for p in sources if p.exists())
+if not dbt_project.manifest_path.exists():
+    raise FileNotFoundError(
+        f"dbt's manifest {dbt_project.manifest_path} is missing: build it with `make install` "
+        f"(or `{PREPARE_COMMAND}` from the repository root), then load the definitions again")
 
 
 def dbt_resource() -> DbtCliResource:
     return DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_DIR),
                           target=DBT_TARGETS[target_name()], dbt_executable=DBT_EXECUTABLE)
-
-
-if _manifest_is_stale():  # `dbt parse`, so a fresh checkout loads without a manual step
-    os.environ.update(dbt_env())
-    dbt_resource().cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
-    _env_stamp().write_text(json.dumps(dbt_env(), sort_keys=True))
 
 
 class TokenwatchTranslator(DagsterDbtTranslator):

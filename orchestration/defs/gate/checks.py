@@ -4,8 +4,10 @@ One multi-asset check evaluates, for each day of the run's partition range: the 
 each KPI mart (rates in [0, 1], row counts within bounds of the previous partition, keys not
 null and unique, accepted wallets, latency percentiles ordered), the reconciliation of the
 transition log with PostgreSQL up to the extraction watermark, and the PAN scan. Every check is
-``blocking``: when one fails, the publish asset does not run, and one Datadog event says that
-the partition's publication was withheld and why.
+``blocking``: when one fails, the publish asset does not run. The gate only reports (each
+result names its partition in its metadata); publication's sensor
+(orchestration/defs/publication/sensors.py) sends the one Datadog event saying that the
+partition's publication was withheld and why.
 """
 
 from datetime import date, timedelta
@@ -13,7 +15,7 @@ from datetime import date, timedelta
 import dagster as dg
 
 from orchestration.partitions import DAILY
-from orchestration.resources import DatadogResource, SourcesResource, WarehouseResource
+from orchestration.resources import SourcesResource, WarehouseResource
 from tokenwatch import kpis
 
 
@@ -81,7 +83,7 @@ def run_kpi_suite(wh, relation: str, day_column: str, mart: str, days: list[date
 @dg.multi_asset_check(specs=SPECS, name="quality_gate", can_subset=True,
                       description="Blocking quality checks that gate KPI publication.")
 def quality_gate(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
-                 sources: SourcesResource, datadog: DatadogResource):
+                 sources: SourcesResource):
     from orchestration.defs.dbt.assets import mart_relation
     from quality.pan_scan import scan_for_pans
     from quality.reconcile import reconcile_transitions
@@ -92,7 +94,8 @@ def quality_gate(context: dg.AssetCheckExecutionContext, warehouse: WarehouseRes
     def wanted(key: tuple[str, str], name: str) -> bool:
         return dg.AssetCheckKey(dg.AssetKey(list(key)), name) in selected
 
-    failures: dict[str, str] = {}
+    partition = partition_label(days)
+    failed: list[str] = []
     outcomes = []
     with warehouse.open() as wh:
         for key, (day_col, mart) in KPI_SUITES.items():
@@ -109,11 +112,10 @@ def quality_gate(context: dg.AssetCheckExecutionContext, warehouse: WarehouseRes
     for key_path, name, result in outcomes:
         key = dg.AssetKey(list(key_path))
         if not result.passed:
-            failures[f"{key.to_user_string()}:{name}"] = result.summary
+            failed.append(f"{key.to_user_string()}:{name}")
         yield dg.AssetCheckResult(asset_key=key, check_name=name, passed=result.passed,
                                   description=result.summary[:2000],
-                                  metadata={"observed": dg.MetadataValue.json(result.metadata)})
-    if failures:
-        partition = partition_label(days)
-        context.log.warning(f"publication of {partition} withheld: {sorted(failures)}")
-        datadog.withhold(partition, failures)
+                                  metadata={"observed": dg.MetadataValue.json(result.metadata),
+                                            "partition": partition})
+    if failed:
+        context.log.warning(f"publication of {partition} withheld: {sorted(failed)}")

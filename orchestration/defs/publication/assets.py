@@ -1,7 +1,8 @@
 """Publication: the KPIs of each day partition to Datadog, and dashboards/monitors as code.
 
 The publish asset depends directly on every gated asset (orchestration/defs/gate/checks.py),
-so a failing blocking check stops it: nothing of that partition reaches Datadog.
+so a failing blocking check stops it: nothing of that partition reaches Datadog, and the
+sensor in sensors.py sends the one "publication withheld" event instead.
 Re-publishing a partition sends the same points (Datadog keeps the last value per series and
 timestamp).
 """
@@ -10,7 +11,7 @@ import dagster as dg
 
 from orchestration.defs.gate.checks import GATED_ASSETS, days_of, partition_label
 from orchestration.partitions import DAILY
-from orchestration.resources import DatadogResource, WarehouseResource, env_name
+from orchestration.resources import DatadogResource, WarehouseResource
 from reporting.kpis import KPI_MARTS, kpi_points
 
 
@@ -37,10 +38,10 @@ def datadog_kpis(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     options = datadog.options()
     with warehouse.open() as wh:
         points = [p for day in days
-                  for p in kpi_points(wh.query, mart_relation, day, env_name())]
+                  for p in kpi_points(wh.query, mart_relation, day, datadog.env_tag())]
     result = publish(points, options)
     partition = partition_label(days)
-    publication_done(partition, result, options, env=env_name())
+    publication_done(partition, result, options, env=datadog.env_tag())
     context.log.info(f"published {result.points} KPI points for {partition}")
     return dg.MaterializeResult(metadata={
         "points": result.points, "batches": result.batches,
