@@ -19,7 +19,6 @@ rights.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,12 +48,14 @@ def world_from_env() -> World:
                      stack.stream, stack.s3_client(), stack.bucket)
     import boto3
 
+    settings = config.settings()
     reader_env = roles.DSN_ENV[roles.READER]
-    missing = [v for v in ("TOKENWATCH_BUCKET", "TOKENWATCH_STREAM") if not os.environ.get(v)]
-    if not (os.environ.get(reader_env) or os.environ.get("TOKENWATCH_PG_DSN")):
-        missing.insert(0, f"{reader_env} (or TOKENWATCH_PG_DSN)")
+    # in prod the lake and the stream are named explicitly (their defaults are the local stack's)
+    missing = [config.env_var(v) for v in ("bucket", "stream") if not settings.is_set(v)]
+    if not (roles.explicit_dsn(roles.READER, settings) or settings.pg_dsn):
+        missing.insert(0, f"{reader_env} (or {config.env_var('pg_dsn')})")
     if missing:
         raise ValueError(f"TOKENWATCH_ENV=prod needs {', '.join(missing)} to be set")
-    return World(roles.dsn_for(roles.READER, lambda: os.environ["TOKENWATCH_PG_DSN"]),
-                 boto3.client("kinesis"), os.environ["TOKENWATCH_STREAM"],
-                 boto3.client("s3"), os.environ["TOKENWATCH_BUCKET"])
+    return World(roles.dsn_for(roles.READER, lambda: config.secret(settings.pg_dsn)),
+                 boto3.client("kinesis"), settings.stream,
+                 boto3.client("s3"), settings.bucket)

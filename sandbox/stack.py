@@ -39,13 +39,13 @@ class StackSettings:
 
     @classmethod
     def from_env(cls) -> StackSettings:
-        shards = os.environ.get("TOKENWATCH_STREAM_SHARDS", "4")
-        if not shards.isdigit() or int(shards) < 1:
-            raise StackError(f"TOKENWATCH_STREAM_SHARDS must be a positive integer, got {shards!r}")
-        return cls(bucket=os.environ.get("TOKENWATCH_BUCKET", cls.bucket),
-                   stream=os.environ.get("TOKENWATCH_STREAM", cls.stream),
-                   shards=int(shards),
-                   region=os.environ.get("AWS_DEFAULT_REGION", cls.region))
+        settings = config.settings()
+        try:
+            shards = settings.stream_shards
+        except ValueError as exc:  # TOKENWATCH_STREAM_SHARDS must be a positive integer, ...
+            raise StackError(str(exc)) from None
+        return cls(bucket=settings.bucket, stream=settings.stream, shards=shards,
+                   region=settings.aws_default_region)
 
 
 def health(stack: Stack) -> dict[str, str]:

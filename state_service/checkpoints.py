@@ -37,6 +37,7 @@ from psycopg.rows import dict_row
 
 from state_service import chain
 from state_service.verify import CheckpointRow, Finding
+from tokenwatch import config
 
 FORMAT = "tokenwatch-checkpoint-v1"
 #: Each row line: [token_ref, version, transition_id, row_hash, content_hash, sealed], where
@@ -49,12 +50,12 @@ PREFIX = "checkpoints/"
 
 def audit_bucket() -> str:
     """``TOKENWATCH_AUDIT_BUCKET``: the Object Lock bucket of checkpoints."""
-    return os.environ.get("TOKENWATCH_AUDIT_BUCKET", "tokenwatch-audit")
+    return config.settings().audit_bucket
 
 
 def retention_days() -> int:
     """``TOKENWATCH_CHECKPOINT_RETENTION_DAYS`` (default 2557: seven years)."""
-    return int(os.environ.get("TOKENWATCH_CHECKPOINT_RETENTION_DAYS", "2557"))
+    return config.settings().checkpoint_retention_days
 
 
 def ensure_bucket(s3, bucket: str) -> None:

@@ -6,9 +6,9 @@ set; silent otherwise. Tags are bounded: wallet, states, actor, route, method, s
 
 from __future__ import annotations
 
-import os
-
 from datadog.dogstatsd.base import DogStatsd
+
+from tokenwatch import config
 
 TRANSITIONS = "tokenwatch.state_service.transitions"
 REQUEST_LATENCY = "tokenwatch.state_service.request.latency_ms"
@@ -24,9 +24,8 @@ class ServiceMetrics:
 
     @classmethod
     def from_env(cls) -> ServiceMetrics:
-        port = os.environ.get("DD_DOGSTATSD_PORT")
-        return cls(os.environ.get("DD_AGENT_HOST") or None, int(port) if port else None,
-                   os.environ.get("TOKENWATCH_ENV", "local"))
+        settings = config.settings()
+        return cls(settings.dd_agent_host, settings.dd_dogstatsd_port, settings.env)
 
     @property
     def enabled(self) -> bool:

@@ -23,10 +23,11 @@ application must never be the master user), else the admin DSN with the role as 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from tokenwatch import config
 
 OWNER = "tokenwatch_owner"
 SERVICE = "tokenwatch_service"
@@ -51,14 +52,22 @@ SERVICE_TABLE_PRIVILEGES: dict[str, tuple[str, ...]] = {
     TOKENS_TABLE: ("SELECT", "INSERT"),
 }
 
-PASSWORD_ENV = {SERVICE: "TOKENWATCH_SERVICE_PG_PASSWORD",
-                READER: "TOKENWATCH_READER_PG_PASSWORD"}
-DSN_ENV = {SERVICE: "TOKENWATCH_SERVICE_PG_DSN", READER: "TOKENWATCH_READER_PG_DSN"}
+#: Each login role's settings (``tokenwatch.config.Settings``): its password and its DSN.
+PASSWORD_SETTING = {SERVICE: "service_pg_password", READER: "reader_pg_password"}
+DSN_SETTING = {SERVICE: "service_pg_dsn", READER: "reader_pg_dsn"}
+#: ... and their environment variables (``TOKENWATCH_SERVICE_PG_PASSWORD``, ...).
+PASSWORD_ENV = {role: config.env_var(name) for role, name in PASSWORD_SETTING.items()}
+DSN_ENV = {role: config.env_var(name) for role, name in DSN_SETTING.items()}
 
 
 def password(role: str) -> str | None:
     """The role's password from the environment, or None (unset or empty)."""
-    return os.environ.get(PASSWORD_ENV[role]) or None
+    return config.secret(getattr(config.settings(), PASSWORD_SETTING[role]))
+
+
+def explicit_dsn(role: str, settings: config.Settings | None = None) -> str | None:
+    """The role's own DSN from the environment (stripped), or None (unset or blank)."""
+    return config.secret(getattr(settings or config.settings(), DSN_SETTING[role]))
 
 
 def role_dsn(admin_dsn: str, role: str) -> str:
@@ -79,7 +88,7 @@ def dsn_for(role: str, admin_dsn: str | Callable[[], str]) -> str:
     """How ``role`` connects: its explicit DSN from the environment when set, else
     :func:`role_dsn` of ``admin_dsn`` (a string, or a function giving one: called only when
     no explicit DSN is set, so a deployment with one never resolves the admin's)."""
-    explicit = os.environ.get(DSN_ENV[role], "").strip()
+    explicit = explicit_dsn(role)
     if explicit:
         return explicit
     return role_dsn(admin_dsn() if callable(admin_dsn) else admin_dsn, role)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from typing import Self
@@ -14,6 +13,7 @@ from fastapi import FastAPI
 from state_service import roles
 from state_service.app import create_app
 from state_service.migrate import migrate
+from tokenwatch import config
 from tokenwatch.ports import free_port
 from tokenwatch.postgres import ensure_database, resolve_server
 
@@ -44,8 +44,8 @@ def admin_dsn_available() -> bool:
     the service has no DSN of its own and the admin is resolved locally. A deployment that
     gives the service only TOKENWATCH_SERVICE_PG_DSN leaves migrations to
     ``tokenwatch db migrate`` run by the admin."""
-    return bool(os.environ.get("TOKENWATCH_PG_DSN")
-                or not os.environ.get(roles.DSN_ENV[roles.SERVICE], "").strip())
+    settings = config.settings()
+    return bool(settings.pg_dsn or not roles.explicit_dsn(roles.SERVICE, settings))
 
 
 def migrate_if_admin() -> bool:

@@ -62,16 +62,17 @@ def _start_private_server() -> str:
 
 def resolve_server() -> PgServer:
     """Find (or start) the PostgreSQL server tokenwatch should use. See the module docstring."""
-    env_dsn = os.environ.get("TOKENWATCH_PG_DSN")
+    settings = config.settings()
+    env_dsn = config.secret(settings.pg_dsn)
     if env_dsn:
         params = conninfo_to_dict(env_dsn)
         return PgServer(dsn=env_dsn, database=str(params.get("dbname") or "postgres"),
                         source="env")
-    local = make_conninfo(LOCAL_DSN, user=os.environ.get("PGUSER", "postgres"))
+    local = make_conninfo(LOCAL_DSN, user=settings.pguser)
     if _answers(local):
-        return PgServer(dsn=local, database=config.database_name(), source="local")
+        return PgServer(dsn=local, database=settings.pg_database, source="local")
     uri = _start_private_server()
-    return PgServer(dsn=uri, database=config.database_name(), source="private")
+    return PgServer(dsn=uri, database=settings.pg_database, source="private")
 
 
 def stop_private_server() -> bool:

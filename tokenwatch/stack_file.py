@@ -112,7 +112,7 @@ def _with_password(dsn: str) -> str:
     that names the same server and user (``stack up`` found the server through it); otherwise
     ``dsn`` as it is, and libpq takes ``PGPASSWORD`` or the passfile (``~/.pgpass``) itself."""
     params = conninfo_to_dict(dsn)
-    env_dsn = os.environ.get("TOKENWATCH_PG_DSN")
+    env_dsn = config.pg_dsn()
     if params.get("password") or not env_dsn:
         return dsn
     given = conninfo_to_dict(env_dsn)

@@ -2,42 +2,39 @@
 
 ``TOKENWATCH_WAREHOUSE`` picks the target: ``duckdb`` (default with ``TOKENWATCH_ENV=local``),
 ``postgres``, or ``snowflake`` (default with ``TOKENWATCH_ENV=prod``). Each target reads its own
-settings from the environment (see the README's configuration table).
+settings from the environment (``tokenwatch.config.Settings``; the README's configuration table).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ingestion.warehouse.base import Warehouse
 from tokenwatch import config
 
-TARGETS = ("duckdb", "postgres", "snowflake")
+TARGETS = config.WAREHOUSES
 #: dbt's target for each warehouse (dbt_project/profiles.yml)
 DBT_TARGETS = {"duckdb": "local", "postgres": "postgres", "snowflake": "snowflake"}
 WAREHOUSE_PG_DATABASE = "tokenwatch_warehouse"
 
 
 def target_name() -> str:
-    default = "snowflake" if config.env_name() == "prod" else "duckdb"
-    value = os.environ.get("TOKENWATCH_WAREHOUSE", default)
-    if value not in TARGETS:
-        raise ValueError(f"TOKENWATCH_WAREHOUSE must be one of {', '.join(TARGETS)}, "
-                         f"got {value!r}")
-    return value
+    """``TOKENWATCH_WAREHOUSE``, default ``duckdb`` locally, ``snowflake`` in prod."""
+    settings = config.settings()
+    default = "snowflake" if settings.env == "prod" else "duckdb"
+    return settings.warehouse or default
 
 
 def duckdb_path() -> Path:
     """``TOKENWATCH_DUCKDB_PATH``, default ``$TOKENWATCH_HOME/warehouse.duckdb``."""
-    configured = os.environ.get("TOKENWATCH_DUCKDB_PATH")
-    return Path(configured) if configured else config.home() / "warehouse.duckdb"
+    configured = config.settings().duckdb_path
+    return configured if configured else config.home() / "warehouse.duckdb"
 
 
 def postgres_dsn() -> str:
     """``TOKENWATCH_WAREHOUSE_DSN``, else database ``tokenwatch_warehouse`` on the resolved
     server (created when missing)."""
-    configured = os.environ.get("TOKENWATCH_WAREHOUSE_DSN")
+    configured = config.secret(config.settings().warehouse_dsn)
     if configured:
         return configured
     from tokenwatch.postgres import ensure_database, resolve_server

@@ -16,7 +16,6 @@ Settings (environment, the same names dbt's profile reads), ``TOKENWATCH_SNOWFLA
 
 from __future__ import annotations
 
-import os
 import tempfile
 import uuid
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ import pyarrow.parquet as pq
 
 from ingestion.raw_schema import SCHEMA, TABLES, Table
 from ingestion.warehouse.base import Warehouse
+from tokenwatch import config
 
 ENV_PREFIX = "TOKENWATCH_SNOWFLAKE_"
 
@@ -56,27 +56,30 @@ class SnowflakeWarehouse(Warehouse):
 
     @classmethod
     def from_env(cls) -> SnowflakeWarehouse:
-        env = {k[len(ENV_PREFIX):]: v for k, v in os.environ.items()
-               if k.startswith(ENV_PREFIX) and v}
-        missing = [ENV_PREFIX + v for v in ("ACCOUNT", "USER") if v not in env]
-        if "PASSWORD" not in env and "PRIVATE_KEY_PATH" not in env:
+        s = config.settings()  # TOKENWATCH_SNOWFLAKE_* (config.SNOWFLAKE_SETTINGS)
+        password = config.secret(s.snowflake_password)
+        missing = [ENV_PREFIX + v for v in ("ACCOUNT", "USER")
+                   if not getattr(s, f"snowflake_{v.lower()}")]
+        if not password and not s.snowflake_private_key_path:
             missing.append(f"{ENV_PREFIX}PASSWORD or {ENV_PREFIX}PRIVATE_KEY_PATH")
         if missing:
             raise ValueError(f"the snowflake warehouse needs {', '.join(missing)} to be set")
-        kwargs: dict = {"account": env["ACCOUNT"], "user": env["USER"],
-                        "database": env.get("DATABASE", "TOKENWATCH"),
+        kwargs: dict = {"account": s.snowflake_account, "user": s.snowflake_user,
+                        "database": s.snowflake_database,
                         "application": "tokenwatch"}  # -> open()
         for key in ("role", "warehouse", "host", "protocol"):
-            if key.upper() in env:
-                kwargs[key] = env[key.upper()]
-        if "PORT" in env:
-            kwargs["port"] = int(env["PORT"])
-        if "PRIVATE_KEY_PATH" in env:
-            kwargs["private_key_file"] = env["PRIVATE_KEY_PATH"]
-            if "PRIVATE_KEY_PASSPHRASE" in env:
-                kwargs["private_key_file_pwd"] = env["PRIVATE_KEY_PASSPHRASE"]
+            value = getattr(s, f"snowflake_{key}")
+            if value:
+                kwargs[key] = value
+        if s.snowflake_port is not None:
+            kwargs["port"] = s.snowflake_port
+        if s.snowflake_private_key_path:
+            kwargs["private_key_file"] = s.snowflake_private_key_path
+            passphrase = config.secret(s.snowflake_private_key_passphrase)
+            if passphrase:
+                kwargs["private_key_file_pwd"] = passphrase
         else:
-            kwargs["password"] = env["PASSWORD"]
+            kwargs["password"] = password
         return cls.open(**kwargs)
 
     @classmethod

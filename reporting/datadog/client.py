@@ -14,8 +14,6 @@
 
 from __future__ import annotations
 
-import os
-import re
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -28,8 +26,8 @@ from datadog import api
 
 from tokenwatch import config
 
-OVERRIDE = "TOKENWATCH_DD_API_HOST"
-SITE = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)+")
+OVERRIDE = config.env_var("dd_api_host")  # TOKENWATCH_DD_API_HOST
+SITE = config.DD_SITE  # what DD_SITE must match (the settings check it when read)
 TIMEOUT_S = 15
 _LOCK = threading.RLock()
 
@@ -40,11 +38,10 @@ class Target:
     source: str  # where they came from, for people
 
 
-def _required(name: str) -> str:
-    value = os.environ.get(name, "").strip()
-    if not value:
+def _required(value, name: str) -> str:
+    if value is None:
         raise ValueError(f"{name} is not set: it is required to reach Datadog")
-    return value
+    return config.secret(value)
 
 
 def _options(api_key: str, app_key: str | None, api_host: str) -> dict[str, Any]:
@@ -52,21 +49,20 @@ def _options(api_key: str, app_key: str | None, api_host: str) -> dict[str, Any]
 
 
 def resolve() -> Target:
-    override = os.environ.get(OVERRIDE, "").strip()
+    settings = config.settings()  # DD_SITE and the override are checked when read
+    override = settings.dd_api_host
     if override:
-        if not override.startswith(("http://", "https://")):
-            raise ValueError(f"{OVERRIDE} must be an http(s) URL, got {override!r}")
-        return Target(_options(_required("DD_API_KEY"), os.environ.get("DD_APP_KEY") or None,
-                               override), f"{OVERRIDE} override")
-    if config.env_name() == "local":
+        return Target(_options(_required(settings.dd_api_key, "DD_API_KEY"),
+                               config.secret(settings.dd_app_key), override),
+                      f"{OVERRIDE} override")
+    if settings.env == "local":
         from tokenwatch.stack_file import Stack
 
         return Target(Stack.load().datadog_options(), f"local stack ({Stack.path()})")
-    site = os.environ.get("DD_SITE", "datadoghq.com").strip().lower()
-    if not SITE.fullmatch(site):
-        raise ValueError(f"DD_SITE must be a Datadog site such as datadoghq.eu, got {site!r}")
-    return Target(_options(_required("DD_API_KEY"), os.environ.get("DD_APP_KEY") or None,
-                           f"https://api.{site}"), f"Datadog (DD_SITE={site})")
+    site = settings.dd_site
+    return Target(_options(_required(settings.dd_api_key, "DD_API_KEY"),
+                           config.secret(settings.dd_app_key), f"https://api.{site}"),
+                  f"Datadog (DD_SITE={site})")
 
 
 def datadog_options() -> dict[str, Any]:

@@ -26,9 +26,9 @@ class PipelineOutcome:
 
 def instance() -> dg.DagsterInstance:
     """The instance ``make dagster`` opens (DAGSTER_HOME), else a throwaway one."""
-    import os
+    from tokenwatch import config
 
-    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else (
+    return dg.DagsterInstance.get() if config.settings().dagster_home else (
         dg.DagsterInstance.ephemeral())
 
 
