@@ -101,28 +101,32 @@ class DatadogResource(dg.ConfigurableResource):
         return publication_withheld(partition, failures, self.options(), env=self.env_tag())
 
 
-def _variable_or(name: str, default: str) -> str | dg.EnvVar:
-    """``dg.EnvVar(name)`` when the variable is set, else ``default``."""
-    return dg.EnvVar(name) if dg.EnvVar(name).get_value() else default
+def _variable(setting: str) -> dg.EnvVar:
+    """``dg.EnvVar`` of a setting's variable (``tokenwatch.config.Settings``)."""
+    return dg.EnvVar(config.env_var(setting))
+
+
+def _variable_or(setting: str, default: str) -> str | dg.EnvVar:
+    """The setting's ``dg.EnvVar`` when its variable is set, else ``default``."""
+    return _variable(setting) if setting in config.settings().model_fields_set else default
 
 
 def environments() -> dict[str, dict[str, dict]]:
     """The one environment map: each environment's resource fields, by ``TOKENWATCH_ENV``."""
     return {
         "local": {
-            "warehouse": {"target": _variable_or("TOKENWATCH_WAREHOUSE", "duckdb")},
+            "warehouse": {"target": _variable_or("warehouse", "duckdb")},
             "sources": {},  # the local stack's endpoints, from $TOKENWATCH_HOME/stack.json
             "datadog": {"env": "local"},  # the local intake (or TOKENWATCH_DD_API_HOST)
         },
         "prod": {
-            "warehouse": {"target": _variable_or("TOKENWATCH_WAREHOUSE", "snowflake")},
-            "sources": {"pg_dsn": _variable_or("TOKENWATCH_READER_PG_DSN", ""),
-                        "stream": dg.EnvVar("TOKENWATCH_STREAM"),
-                        "bucket": dg.EnvVar("TOKENWATCH_BUCKET")},
-            "datadog": {"env": "prod", "api_key": dg.EnvVar("DD_API_KEY"),
-                        "app_key": _variable_or("DD_APP_KEY", ""),
-                        "site": _variable_or("DD_SITE", "datadoghq.com"),
-                        "api_host": _variable_or("TOKENWATCH_DD_API_HOST", "")},
+            "warehouse": {"target": _variable_or("warehouse", "snowflake")},
+            "sources": {"pg_dsn": _variable_or("reader_pg_dsn", ""),
+                        "stream": _variable("stream"), "bucket": _variable("bucket")},
+            "datadog": {"env": "prod", "api_key": _variable("dd_api_key"),
+                        "app_key": _variable_or("dd_app_key", ""),
+                        "site": _variable_or("dd_site", "datadoghq.com"),
+                        "api_host": _variable_or("dd_api_host", "")},
         },
     }
 
