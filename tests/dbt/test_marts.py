@@ -35,12 +35,27 @@ def test_tokens_per_wallet(built: Built, world):
     assert got == world.summary["tokens_per_wallet"]
 
 
-def test_dim_wallet_reads_the_intermediate_models_and_agrees_with_dim_token(built: Built):
+def test_the_marts_folders_read_each_other_one_way(built: Built):
+    """Between the marts' folders (wallet, lifecycle, compliance) every arrow runs one way:
+    no folder reads a folder that reads it, directly or not."""
     manifest = json.loads((built.build.target_path / "manifest.json").read_text())
-    parents = {manifest["nodes"][p]["name"] for p in
-               manifest["nodes"]["model.tokenwatch.dim_wallet"]["depends_on"]["nodes"]}
-    assert parents == {"wallets", "int_token_current_state", "int_token_transitions",
-                       "int_wallet_events"}  # no lifecycle mart: they read dim_wallet
+    nodes = manifest["nodes"]
+
+    def folder(node: dict) -> str | None:
+        fqn = node.get("fqn", [])
+        return fqn[2] if node["resource_type"] == "model" and fqn[1:2] == ["marts"] else None
+
+    edges = {(folder(nodes[p]), folder(n)) for n in nodes.values() if folder(n)
+             for p in n["depends_on"]["nodes"] if p in nodes and folder(nodes[p])}
+    edges = {(a, b) for a, b in edges if a != b}
+    assert ("lifecycle", "wallet") in edges  # dim_wallet reads dim_token
+    reach = {a: {b for x, b in edges if x == a} for a, _ in edges}
+    for _ in range(3):
+        reach = {a: bs | {c for b in bs for c in reach.get(b, ())} for a, bs in reach.items()}
+    assert not [a for a, bs in reach.items() if a in bs], sorted(edges)
+
+
+def test_dim_wallet_agrees_with_dim_token_and_the_registry(built: Built):
     by_token = rows(built, """
         select wallet_id, count(*), sum(case when has_token_requested then 1 else 0 end),
             min(first_seen_at), max(last_seen_at)

@@ -10,8 +10,9 @@ days as (
 
 wallets as (
 
-    select wallet_id from {{ ref('dim_wallet') }}
-    where has_activity
+    -- the wallets with activity (dim_wallet's has_activity), from this folder's own
+    -- dim_token: the lifecycle marts never read the wallet marts, which read them
+    select distinct wallet_id from {{ ref('dim_token') }}
 
 ),
 
