@@ -13,9 +13,12 @@ DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros dbt_project/se
 PREPARE_DBT := PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster-dbt project prepare-and-package \
 	--file orchestration/defs/dbt/project.py
 
-.PHONY: install test demo dagster docs lint bench lock clean
-# Dagster's instance (dagster.yaml) lives at the repository root; its storage under .tokenwatch/
-demo dagster: export DAGSTER_HOME := $(CURDIR)
+.PHONY: install test demo dagster dagster-home docs lint bench lock clean
+# Dagster's instance lives under .tokenwatch/ (git-ignored; $TOKENWATCH_HOME when set): its
+# dagster.yaml is copied there from the template orchestration/dagster.yaml, and every file the
+# instance writes stays there. The code location is `tokenwatch` (workspace.yaml).
+DAGSTER_HOME := $(or $(TOKENWATCH_HOME),$(CURDIR)/.tokenwatch)/dagster
+demo dagster dagster-home: export DAGSTER_HOME := $(DAGSTER_HOME)
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,12 +35,20 @@ install: $(STAMP) $(MANIFEST)
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-demo: install
+demo: install dagster-home
 	$(BIN)/tokenwatch demo
 
-# The Dagster UI on the same instance the demo ran on (the local stack must be up).
-dagster: install
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster dev -m orchestration.definitions
+# The Dagster UI on the same instance the demo ran on (the local stack must be up). Schedules
+# and sensors start stopped locally: turn them on in the UI (Automation) or with
+# `dagster schedule start` / `dagster sensor start` (README, "Dagster").
+dagster: install dagster-home
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster dev -w workspace.yaml
+
+# The Dagster instance's home: created, its dagster.yaml refreshed from the template; prints it.
+dagster-home:
+	@mkdir -p $(DAGSTER_HOME)
+	@cp orchestration/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	@echo $(DAGSTER_HOME)
 
 # dbt's documentation site: lineage, every model and column described.
 docs: install

@@ -15,9 +15,13 @@ from state_service import roles
 from state_service.app import create_app
 from state_service.migrate import migrate
 from state_service.server import ServiceThread
+from tests.world import START as WORLD_START
 from tokenwatch.postgres import PgServer, drop_database, ensure_database, resolve_server
 
 API_KEY = "test-key-" + uuid.uuid4().hex
+# The Dagster definitions are built at import, their daily partitions from
+# TOKENWATCH_PARTITIONS_START: the tests' worlds start on tests/world.py's START, and so do they.
+os.environ.setdefault("TOKENWATCH_PARTITIONS_START", WORLD_START.date().isoformat())
 _FAKESNOW_SERVER = fakesnow.server  # the function, before its submodule can shadow it
 
 

@@ -264,9 +264,11 @@ class Settings(BaseSettings):
         "roles granted select on the compliance marts (PostgreSQL, Snowflake)")
 
     # -- orchestration and publication -----------------------------------------------------
-    partitions_start: date = _var(
-        "TOKENWATCH_PARTITIONS_START", date(2026, 1, 1),
-        "first daily partition of the marts and of publication")
+    partitions_start: date | None = _var(
+        "TOKENWATCH_PARTITIONS_START", None,
+        "first daily partition of the marts and of publication; unset: where the data starts "
+        "(locally the first day ever simulated into the stack, `data_start` in "
+        "`$TOKENWATCH_HOME/stack.json`), else 30 days before today")
     dagster_home: Annotated[Path | None, Empty] = _var(
         "DAGSTER_HOME", None,
         "the Dagster instance `tokenwatch demo` runs on (`make demo` and `make dagster` set it)")
@@ -360,6 +362,8 @@ class Settings(BaseSettings):
     @field_validator("partitions_start", mode="before")
     @classmethod
     def _partitions_start(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None  # empty: the default, derived from the data
         if isinstance(value, str):
             try:
                 return date.fromisoformat(value)

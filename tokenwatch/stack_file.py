@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import date
 from pathlib import Path
 
 import boto3
@@ -48,6 +49,9 @@ class Stack:
     pg_source: str
     processes: dict[str, int] = field(default_factory=dict)  # name -> pid
     started_at: float = 0.0
+    #: the earliest day ever simulated into this stack (YYYY-MM-DD; "" before any): where the
+    #: data starts, so where the daily partitions start (orchestration/partitions.py)
+    data_start: str = ""
 
     # -- finding it -----------------------------------------------------------------------
     @staticmethod
@@ -97,6 +101,28 @@ class Stack:
     def datadog_options(self) -> dict:
         """Keyword arguments for ``datadog.initialize`` that point it at the intake."""
         return {"api_key": LOCAL_DD_API_KEY, "app_key": "local", "api_host": self.intake_url}
+
+
+def data_start() -> date | None:
+    """The first day simulated into the local stack (``data_start`` in ``stack.json``), or None
+    (no stack, nothing simulated yet, an unreadable file). It reads the file and nothing else:
+    cheap enough for import time, where the Dagster definitions are built."""
+    try:
+        value = json.loads(Stack.path().read_text()).get("data_start")
+        return date.fromisoformat(value) if value else None
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def record_data_start(first_day: date) -> date:
+    """Note that data from ``first_day`` on is being simulated into the running stack: its
+    ``data_start`` becomes the earliest day ever simulated into it. Returns that day."""
+    stack = Stack.load()
+    recorded = date.fromisoformat(stack.data_start) if stack.data_start else None
+    earliest = min(first_day, recorded) if recorded else first_day
+    if earliest != recorded:
+        replace(stack, data_start=earliest.isoformat()).save()
+    return earliest
 
 
 def _without_password(dsn: str) -> str:

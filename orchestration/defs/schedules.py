@@ -1,5 +1,6 @@
 """When things run: ingestion every 15 minutes, a sensor that loads the lake as soon as new
-objects land, marts and KPIs hourly, the compliance run daily."""
+objects land, marts and KPIs hourly, the compliance run daily. Stopped by default locally,
+running in production (orchestration/automation.py)."""
 
 
 from datetime import timedelta
@@ -7,6 +8,7 @@ from datetime import timedelta
 import dagster as dg
 
 from ingestion.sources.s3 import newest_keys
+from orchestration.automation import schedule_status, sensor_status
 from orchestration.defs.gate.checks import SPECS
 from orchestration.resources import SourcesResource
 
@@ -22,11 +24,11 @@ lake_job = dg.define_asset_job("load_lake", selection=LAKE,
 
 ingest_every_15_minutes = dg.ScheduleDefinition(
     name="ingest_every_15_minutes", job=ingest_job, cron_schedule="*/15 * * * *",
-    execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING)
+    execution_timezone="UTC", default_status=schedule_status())
 
 
 @dg.sensor(job=lake_job, minimum_interval_seconds=60,
-           default_status=dg.DefaultSensorStatus.RUNNING,
+           default_status=sensor_status(),
            description="Starts the lake load when new objects land under apigw/ or lambda/.")
 def new_lake_objects(context: dg.SensorEvaluationContext, sources: SourcesResource):
     import json
@@ -58,7 +60,7 @@ compliance_job = dg.define_asset_job(
 
 
 @dg.schedule(job=marts_job, cron_schedule="5 * * * *", execution_timezone="UTC",
-             default_status=dg.DefaultScheduleStatus.RUNNING,
+             default_status=schedule_status(),
              description="Hourly: today's partition (and yesterday's in the first hours of a "
                          "day, for data that arrives late).")
 def marts_hourly(context: dg.ScheduleEvaluationContext):
@@ -70,7 +72,7 @@ def marts_hourly(context: dg.ScheduleEvaluationContext):
 
 compliance_daily = dg.build_schedule_from_partitioned_job(
     compliance_job, hour_of_day=2, minute_of_hour=30,
-    default_status=dg.DefaultScheduleStatus.RUNNING)
+    default_status=schedule_status())
 
 
 #: Re-check and re-publish partitions without rebuilding the marts (after a correction, or to

@@ -11,6 +11,7 @@ import time
 import psycopg
 import pytest
 
+from ingestion.accounting import transitions_accounting
 from ingestion.sources.transitions import STATE_KEY, load_transitions
 
 TARGETS = ["duckdb", "postgres"]
@@ -179,3 +180,34 @@ def test_a_timestamp_the_raw_layer_cannot_hold_is_quarantined_not_a_stop(
     again = load_transitions(source_dsn, wh)
     assert again.rows_loaded == again.quarantined == 0
     assert wh.count("quarantine") == 3
+    accounted = transitions_accounting(wh, source_dsn)  # quarantined lines count as read
+    assert accounted.passed, accounted.summary
+    assert accounted.observed["rows_in_quarantine"] == 3
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_transition_read_is_a_row_or_quarantined(source_dsn, warehouse_factory, target):
+    """The raw check's ledger: what was read below the watermark is in the raw layer; a row
+    deleted after loading, or one replaced by another transition_id, fails it."""
+    wh = warehouse_factory(target)
+    assert transitions_accounting(wh, source_dsn).passed  # nothing read, nothing owed
+    with psycopg.connect(source_dsn) as conn:
+        for i in range(4):
+            _write_token(conn, f"tok-acc-{i}", transitions=3)
+            conn.commit()
+    assert _load_until(source_dsn, wh, 12) == 12
+    clean = transitions_accounting(wh, source_dsn)
+    assert clean.passed, clean.summary
+    assert clean.observed["read_below_watermark"] == 12
+    assert clean.summary.startswith("12 transitions read below watermark")
+
+    (lost,), = wh.query("select max(transition_id) from raw.token_state_transitions")
+    wh.execute(f"update raw.token_state_transitions set transition_id = {lost + 1000} "
+               f"where transition_id = {lost}")  # as many rows, another id
+    swapped = transitions_accounting(wh, source_dsn)
+    assert not swapped.passed and "other transition_ids" in swapped.summary
+    wh.execute(f"delete from raw.token_state_transitions where transition_id = {lost + 1000}")
+    broken = transitions_accounting(wh, source_dsn)
+    assert not broken.passed
+    assert "12 transitions read" in broken.summary and "difference -1" in broken.summary
+    assert broken.observed["rows_in_raw_token_state_transitions"] == 11

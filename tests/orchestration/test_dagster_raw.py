@@ -51,7 +51,9 @@ def test_ingestion_assets_materialise_the_world_with_checks_passing(world, world
     result = dg.materialize([*INGEST_ASSETS, *RAW_CHECKS], resources=world_resources)
     assert result.success
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 3 and all(c.passed for c in checks)
+    assert len(checks) == 4 and all(c.passed for c in checks)
+    assert {c.asset_key.to_user_string() for c in checks} == {
+        "raw/token_state_transitions", "raw/wallet_events", "raw/apigw_logs", "raw/lambda_logs"}
     by_key = {m.asset_key.to_user_string(): m.metadata
               for m in result.get_asset_materialization_events()
               for m in [m.event_specific_data.materialization]}
@@ -82,14 +84,22 @@ def test_lake_sensor_fires_only_for_new_objects(world, world_resources):
                            Key="lambda/dt=2099-01-01/hour=00/part-00000.json.gz")
 
 
-def test_dagster_yaml_keeps_the_local_instance_under_tokenwatch(monkeypatch):
-    from tokenwatch import config
+def test_the_transitions_check_fails_when_a_loaded_row_is_deleted(world, world_resources):
+    from orchestration.defs.raw.assets import raw_token_state_transitions
+    from orchestration.defs.raw.checks import transitions_accounted
 
-    monkeypatch.chdir(config.project_root())
-    instance = dg.DagsterInstance.from_config(str(config.project_root()))
-    try:
-        assert instance.storage_directory().startswith(".tokenwatch/dagster")
-        assert "sqlite" in type(instance.run_storage).__name__.lower()
-        assert instance.compute_log_manager._base_dir.startswith(".tokenwatch/dagster")  # noqa: SLF001
-    finally:
-        instance.dispose()
+    assets = [raw_token_state_transitions, transitions_accounted]
+    clean = dg.materialize(assets, resources=world_resources)
+    (passed,) = clean.get_asset_check_evaluations()
+    assert passed.passed and passed.check_name == "transitions_accounted"
+    assert passed.metadata["read_below_watermark"].value == world.summary["transitions"]["total"]
+    with world_resources["warehouse"].open() as wh:
+        wh.execute("delete from raw.token_state_transitions where transition_id = "
+                   "(select min(transition_id) from raw.token_state_transitions)")
+    only_the_check = dg.AssetSelection.checks(transitions_accounted)
+    after = dg.materialize(assets, resources=world_resources, selection=only_the_check,
+                           raise_on_error=False)
+    (failed,) = after.get_asset_check_evaluations()
+    assert not failed.passed and "difference -1" in failed.description
+    assert failed.severity == dg.AssetCheckSeverity.ERROR  # blocking: downstream would not run
+    assert all(spec.blocking for spec in transitions_accounted.check_specs)

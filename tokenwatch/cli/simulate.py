@@ -51,9 +51,10 @@ def simulate_into_stack(settings, service_url: str = "", api_key: str = "") -> d
     unless ``service_url`` names one), with a progress display; return the summary."""
     from ingestion.world import World
     from sandbox.simulator.run import simulate as run_simulation
-    from tokenwatch.stack_file import Stack
+    from tokenwatch.stack_file import Stack, record_data_start
 
     stack = Stack.load()
+    record_data_start(settings.start.date())  # where the daily partitions start
     with ExitStack() as stack_ctx:
         if not service_url:
             from state_service.app import create_app

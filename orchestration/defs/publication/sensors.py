@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from orchestration.automation import sensor_status
 from orchestration.defs.gate.checks import SPECS
 from orchestration.resources import DatadogResource
 
@@ -36,7 +37,7 @@ def withheld_partitions(instance: dg.DagsterInstance, run_id: str) -> dict[str, 
 
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.FAILURE, name="publication_withheld",
-    default_status=dg.DefaultSensorStatus.RUNNING,
+    default_status=sensor_status(),
     description="After a run the quality gate stopped: one Datadog event per withheld "
                 "partition, saying why.")
 def publication_withheld(context: dg.RunStatusSensorContext, datadog: DatadogResource):

@@ -4,7 +4,12 @@ transition log reconciles with PostgreSQL up to the extraction watermark."""
 
 import dagster as dg
 
-from ingestion.accounting import Accounting, lake_accounting, stream_accounting
+from ingestion.accounting import (
+    Accounting,
+    lake_accounting,
+    stream_accounting,
+    transitions_accounting,
+)
 from orchestration.resources import SourcesResource, WarehouseResource
 
 
@@ -12,6 +17,16 @@ def _result(acc: Accounting, asset_key=None) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=acc.passed, asset_key=asset_key, description=acc.summary,
                                metadata={k: dg.MetadataValue.json(v) if isinstance(v, dict | list)
                                          else v for k, v in acc.observed.items()})
+
+
+@dg.asset_check(asset=dg.AssetKey(["raw", "token_state_transitions"]), blocking=True,
+                description="Every transition read from PostgreSQL below the extraction "
+                            "watermark is a row or a quarantined line (counts and transition_id "
+                            "sums of both sides).")
+def transitions_accounted(warehouse: WarehouseResource,
+                          sources: SourcesResource) -> dg.AssetCheckResult:
+    with warehouse.open() as wh:
+        return _result(transitions_accounting(wh, sources.sources().pg_dsn))
 
 
 @dg.asset_check(asset=dg.AssetKey(["raw", "wallet_events"]), blocking=True,
@@ -39,4 +54,4 @@ def lake_accounted(warehouse: WarehouseResource, sources: SourcesResource):
         yield _result(acc, dg.AssetKey(["raw", table]))
 
 
-RAW_CHECKS = [wallet_events_accounted, lake_accounted]
+RAW_CHECKS = [transitions_accounted, wallet_events_accounted, lake_accounted]
