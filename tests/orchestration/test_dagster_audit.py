@@ -48,3 +48,33 @@ def test_checkpoint_asset_and_its_verification_check(source_dsn, local_stack, tm
     assert not check.passed
     assert check.metadata["findings_by_kind"].value == {CASES[0].kind: 1}
     assert refs[0] in check.metadata["findings"].value[0]
+
+
+def test_a_range_of_days_records_the_verdict_once_per_day(source_dsn, local_stack, tmp_path,
+                                                          monkeypatch):
+    """A compliance run over a range of days (one run, as a backfill runs): ``chain_verified``
+    has one result per day of the range, none of them left Skipped."""
+    from orchestration.partitions import DAILY
+    from tests.orchestration import check_records
+
+    monkeypatch.setenv("TOKENWATCH_WAREHOUSE", "duckdb")
+    monkeypatch.setenv("TOKENWATCH_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
+    monkeypatch.setenv("TOKENWATCH_AUDIT_BUCKET", f"audit-{uuid.uuid4().hex[:8]}")
+    with ServiceThread(create_app(source_dsn, api_keys=["k"], run_migrations=False)) as svc, \
+            httpx.Client(base_url=svc.url, headers={"Authorization": "Bearer k"}) as client:
+        record_history(client, 1)
+    days = ["2026-11-22", "2026-11-23", "2026-11-24"]
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [*AUDIT_ASSETS, *AUDIT_CHECKS], instance=instance,
+        resources={"warehouse": WarehouseResource(),
+                   "sources": SourcesResource(pg_dsn=source_dsn)},
+        tags={"dagster/asset_partition_range_start": days[0],
+              "dagster/asset_partition_range_end": days[-1]})
+    assert result.success
+    checks = result.get_asset_check_evaluations()
+    assert sorted(c.partition for c in checks) == days
+    assert all(c.passed and c.metadata["rows"].value == 10 for c in checks)
+    assert not check_records.skipped(instance, result.run_id)
+    key = dg.AssetCheckKey(dg.AssetKey(["raw", "chain_checkpoints"]), "chain_verified")
+    assert check_records.partition_statuses(instance, key, DAILY) == {"SUCCEEDED": set(days)}

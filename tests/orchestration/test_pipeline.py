@@ -213,6 +213,115 @@ def test_a_failing_check_withholds_the_partition(pipeline, local_stack, mode):
     assert asset in events[0]["text"]
 
 
+def _gate_keys() -> set[dg.AssetCheckKey]:
+    from orchestration.defs.gate.checks import SPECS
+
+    return {dg.AssetCheckKey(spec.asset_key, spec.name) for spec in SPECS}
+
+
+def test_a_backfill_records_every_check_once_per_day(pipeline):
+    """The world's days in one run: each gate check has one passing result per day, stored
+    per partition (what the UI's partition bar shows), and no partitioned check of the run nor
+    any raw check of the ingest run is left Skipped."""
+    from orchestration.partitions import DAILY
+    from tests.orchestration import check_records
+
+    instance, run_id = pipeline["instance"], pipeline["result"].run_id
+    days = {d.isoformat() for d in pipeline["days"]}
+    assert len(days) >= 3
+    found = check_records.evaluations(instance, run_id)
+    stored = check_records.stored(instance, run_id, _gate_keys())
+    for key in _gate_keys():
+        assert {p for k, p in found if k == key} == days, key  # no un-partitioned result
+        for day in days:
+            (evaluation,) = found[(key, day)]
+            assert evaluation.passed and evaluation.metadata["partition"].value == day
+            assert "observed" not in evaluation.metadata  # a passing day: counts only
+            assert stored[(key, day)] == ["SUCCEEDED"]
+        assert check_records.partition_statuses(instance, key, DAILY) == {"SUCCEEDED": days}
+    # Only unpartitioned checks (dbt's tests) are left planned per day: Dagster 1.13 plans an
+    # unpartitioned check of a range run once per partition of the run and records its one
+    # result without a partition. Every partitioned check has its days.
+    graph = pipeline["defs"].resolve_asset_graph()
+    left = {key for key, _ in check_records.skipped(instance, run_id)}
+    assert all(graph.get(key).partitions_def is None for key in left)
+    assert not left & _gate_keys()
+    (ingest,) = instance.get_runs(filters=dg.RunsFilter(job_name="ingest"))
+    assert check_records.planned(instance, ingest.run_id)  # the raw layer's checks
+    assert not check_records.skipped(instance, ingest.run_id)
+
+
+def test_a_range_with_one_bad_day_fails_that_day_only(pipeline, local_stack):
+    """A range re-checked in one run with one day's mart corrupted (as the demo does): that
+    day's suite fails with everything it saw, every other result of the range passes, the UI's
+    partition status agrees, and the sensor withholds exactly that day."""
+    from ingestion.warehouse import open_warehouse
+    from orchestration.defs.dbt.assets import mart_relation
+    from orchestration.defs.publication.sensors import evaluate_after
+    from orchestration.partitions import DAILY
+    from sandbox.demo.corruption import corrupt_success_rate, restore_success_rate
+    from tests.orchestration import check_records
+
+    days = pipeline["days"]
+    bad = days[1]
+    wh = open_warehouse(create=False)
+    try:
+        saved = corrupt_success_rate(wh, mart_relation, bad)
+    finally:
+        wh.close()
+    assert saved
+    before = len(read_records(local_stack.intake_records))
+    try:
+        result = pipeline["defs"].resolve_job_def("republish").execute_in_process(
+            resources=pipeline["resources"], instance=pipeline["instance"],
+            raise_on_error=False, tags=dict(zip(PARTITION_TAGS, (
+                days[0].isoformat(), days[-1].isoformat()), strict=True)))
+    finally:
+        wh = open_warehouse(create=False)
+        try:
+            restore_success_rate(wh, mart_relation, bad, saved)
+        finally:
+            wh.close()
+    assert not result.success
+    assert not result.get_asset_materialization_events()  # nothing of the range published
+    instance, run_id = pipeline["instance"], result.run_id
+    found = check_records.evaluations(instance, run_id)
+    stored = check_records.stored(instance, run_id, _gate_keys())
+    mart = dg.AssetCheckKey(dg.AssetKey(["wallet", "wallet_provisioning_daily"]), "kpi_suite")
+    assert set(found) == {(key, d.isoformat()) for key in _gate_keys() for d in days}
+    assert all(len(found_) == 1 for found_ in found.values())
+    failed = sorted((k.to_user_string(), p) for (k, p), (e,) in found.items() if not e.passed)
+    assert failed == [(mart.to_user_string(), bad.isoformat())]
+    (evaluation,) = found[(mart, bad.isoformat())]
+    observed = evaluation.metadata["observed"].value  # the failing day: everything observed
+    assert observed["failed_expectations"] >= 1 and observed["failures"]
+    assert any(f["expectation"] == "expect_column_values_to_be_between"
+               and "provision_success_rate" in f["columns"] and 1.7 in (
+                   f["partial_unexpected_list"]) for f in observed["failures"])
+    assert evaluation.metadata["partition"].value == bad.isoformat()
+    assert "1.7" in evaluation.description or "provision_success_rate" in evaluation.description
+    for day in days:
+        if day != bad:
+            (passing,) = found[(mart, day.isoformat())]
+            assert passing.passed and "observed" not in passing.metadata
+    for key in _gate_keys():
+        for day in days:
+            expected = "FAILED" if (key, day) == (mart, bad) else "SUCCEEDED"
+            assert stored[(key, day.isoformat())] == [expected], (key, day)
+    assert check_records.partition_statuses(instance, mart, DAILY) == {
+        "FAILED": {bad.isoformat()},
+        "SUCCEEDED": {d.isoformat() for d in days if d != bad}}
+    assert not check_records.skipped(instance, run_id)
+
+    evaluate_after(result, instance, pipeline["resources"]["datadog"])
+    records = _new_records(local_stack, before)
+    assert not _series(records)
+    events = [r["body"] for r in records if r["path"] == "/api/v1/events"]
+    assert len(events) == 1, events  # one withheld event, for the bad day only
+    assert f"partition:{bad}" in events[0]["tags"] and "publication:withheld" in events[0]["tags"]
+    assert "wallet/wallet_provisioning_daily" in events[0]["text"]
+
+
 def test_the_gate_passes_again_once_the_data_is_right(pipeline):
     """After every failure mode was undone, the same partition publishes again."""
     result = _republish(pipeline, pipeline["days"][1])

@@ -8,14 +8,22 @@ transition log with PostgreSQL up to the extraction watermark, and the PAN scan.
 result names its partition in its metadata); publication's sensor
 (orchestration/defs/publication/sensors.py) sends the one Datadog event saying that the
 partition's publication was withheld and why.
+
+Results are recorded per day, also when a run covers a range of days (a backfill runs as one
+run, ``BackfillPolicy.single_run``): each check yields one evaluation per day
+(orchestration/check_results.py says why ``AssetCheckResult`` alone cannot), with that day's
+verdict, the full metadata when it failed and a compact count when it passed. The
+reconciliation and the PAN scan look at the whole warehouse: their one verdict is each day's.
 """
 
 from datetime import date, timedelta
 
 import dagster as dg
 
+from orchestration.check_results import by_partition
 from orchestration.partitions import DAILY
 from orchestration.resources import SourcesResource, WarehouseResource
+from quality.result import CheckResult
 from tokenwatch import kpis
 
 
@@ -60,24 +68,43 @@ def partition_label(days: list[date]) -> str:
     return f"{days[0]}..{days[-1]}" if len(days) > 1 else str(days[0])
 
 
-def run_kpi_suite(wh, relation: str, day_column: str, mart: str, days: list[date]):
-    """The mart's suite on each day; one result for the range (failed days listed first)."""
+def kpi_suite_by_day(wh, relation: str, day_column: str, mart: str,
+                     days: list[date]) -> dict[date, CheckResult]:
+    """The mart's suite on each day, its own result per day."""
     from quality import suites
     from quality.expectations import run_suite
     from quality.partitions import previous_partition_count, read_partition
-    from quality.result import CheckResult
 
-    results = []
+    results = {}
     for day in days:
         previous = previous_partition_count(wh, relation, day_column, day)
         suite = suites.kpi_suite(mart, previous_count=previous)
-        results.append((day, run_suite(read_partition(wh, relation, day_column, day), suite)))
+        results[day] = run_suite(read_partition(wh, relation, day_column, day), suite)
+    return results
+
+
+def run_kpi_suite(wh, relation: str, day_column: str, mart: str, days: list[date]):
+    """The mart's suite on each day; one result for the range (failed days listed first)."""
+    results = list(kpi_suite_by_day(wh, relation, day_column, mart, days).items())
     failed = [(d, r) for d, r in results if not r.passed]
     shown = failed or results
     summary = "; ".join(f"{d}: {r.summary}" for d, r in shown[:3])
     metadata = {"days": [d.isoformat() for d in days], "failed_days": [
         d.isoformat() for d, _ in failed]} | {f"{d}": r.metadata for d, r in shown[:3]}
     return CheckResult(mart, not failed, summary, metadata)
+
+
+def day_result(day: date, result: CheckResult) -> dg.AssetCheckResult:
+    """A day's verdict as a check result: its partition, the scalar counts (rows,
+    expectations, candidate rows...) and, when it failed, everything observed."""
+    metadata: dict = {"partition": day.isoformat()}
+    for name, value in result.metadata.items():
+        if isinstance(value, bool | int | float | str) and name != "partition":
+            metadata[name] = value
+    if not result.passed:
+        metadata["observed"] = dg.MetadataValue.json(result.metadata)
+    return dg.AssetCheckResult(passed=result.passed, description=result.summary[:2000],
+                               metadata=metadata)
 
 
 @dg.multi_asset_check(specs=SPECS, name="quality_gate", can_subset=True,
@@ -94,28 +121,28 @@ def quality_gate(context: dg.AssetCheckExecutionContext, warehouse: WarehouseRes
     def wanted(key: tuple[str, str], name: str) -> bool:
         return dg.AssetCheckKey(dg.AssetKey(list(key)), name) in selected
 
-    partition = partition_label(days)
-    failed: list[str] = []
-    outcomes = []
+    outcomes = []  # (asset key, check name, {day: result})
     with warehouse.open() as wh:
         for key, (day_col, mart) in KPI_SUITES.items():
             if wanted(key, "kpi_suite"):
-                outcomes.append((key, "kpi_suite", run_kpi_suite(
+                outcomes.append((key, "kpi_suite", kpi_suite_by_day(
                     wh, mart_relation(mart), day_col, mart, days)))
         if wanted(RECONCILED, "reconciled_with_source"):
-            outcomes.append((RECONCILED, "reconciled_with_source",
-                             reconcile_transitions(sources.sources().pg_dsn, wh)))
+            result = reconcile_transitions(sources.sources().pg_dsn, wh)
+            outcomes.append((RECONCILED, "reconciled_with_source", dict.fromkeys(days, result)))
         if wanted(PAN_SCANNED, "no_pan_in_warehouse"):
             marts = [mart_relation(name) for name in (
                 "audit_token_transitions", "dim_token", "fct_token_state_transitions")]
-            outcomes.append((PAN_SCANNED, "no_pan_in_warehouse", scan_for_pans(wh, marts)))
-    for key_path, name, result in outcomes:
-        key = dg.AssetKey(list(key_path))
-        if not result.passed:
-            failed.append(f"{key.to_user_string()}:{name}")
-        yield dg.AssetCheckResult(asset_key=key, check_name=name, passed=result.passed,
-                                  description=result.summary[:2000],
-                                  metadata={"observed": dg.MetadataValue.json(result.metadata),
-                                            "partition": partition})
-    if failed:
-        context.log.warning(f"publication of {partition} withheld: {sorted(failed)}")
+            result = scan_for_pans(wh, marts)
+            outcomes.append((PAN_SCANNED, "no_pan_in_warehouse", dict.fromkeys(days, result)))
+    withheld: dict[str, list[str]] = {}
+    for key_path, name, by_day in outcomes:
+        key = dg.AssetCheckKey(dg.AssetKey(list(key_path)), name)
+        for day, result in by_day.items():
+            if not result.passed:
+                withheld.setdefault(day.isoformat(), []).append(
+                    f"{key.asset_key.to_user_string()}:{name}")
+        yield from by_partition(context, key, {
+            day.isoformat(): day_result(day, result) for day, result in by_day.items()})
+    for day, failed in sorted(withheld.items()):
+        context.log.warning(f"publication of {day} withheld: {sorted(failed)}")
