@@ -13,6 +13,12 @@ import dagster as dg
 PARTITION_RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 #: The demo prints its own summary: Dagster's event log stays in the instance (make dagster).
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+#: ``tokenwatch demo --verbose``: Dagster's console logger as it is by default.
+VERBOSE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+def run_config(verbose: bool = False) -> dict:
+    return VERBOSE if verbose else QUIET
 
 
 @dataclass
@@ -32,27 +38,45 @@ def instance() -> dg.DagsterInstance:
         dg.DagsterInstance.ephemeral())
 
 
-def run_pipeline(days: list[date], inst: dg.DagsterInstance,
-                 say: Callable[[str], None]) -> PipelineOutcome:
-    """Ingestion, then the marts, the gate and publication over ``days`` as one backfill run,
-    then the dashboards and monitors."""
+def pipeline_runs(days: list[date]) -> list[tuple[str, tuple[str, dict] | None]]:
+    """The demo's runs in order, each with what it does: ingestion, then the marts, the gate
+    and publication over ``days`` as one backfill run, then the dashboards and monitors
+    (``None``: materialized on its own)."""
+    return [("loading the three sources into the raw layer (ingest)", ("ingest", {})),
+            (f"dbt build, quality gate and KPI publication for {days[0]}..{days[-1]} "
+             "(marts_and_kpis, one backfill run)",
+             ("marts_and_kpis", dict(zip(PARTITION_RANGE, (days[0].isoformat(),
+                                                           days[-1].isoformat()), strict=True)))),
+            ("pushing the Datadog dashboards and monitors", None)]
+
+
+def run_one(run: tuple[str, dict] | None, inst: dg.DagsterInstance,
+            outcome: PipelineOutcome | None = None, *, verbose: bool = False
+            ) -> PipelineOutcome:
+    """One of ``pipeline_runs``, its results added to ``outcome`` (a new one when None)."""
     from orchestration.definitions import defs
 
-    outcome = PipelineOutcome(success=True)
-    runs = [("ingest", {}, "loading the three sources into the raw layer"),
-            ("marts_and_kpis", dict(zip(PARTITION_RANGE, (days[0].isoformat(),
-                                                          days[-1].isoformat()), strict=True)),
-             f"dbt build, quality gate and KPI publication for {days[0]}..{days[-1]}")]
-    for job_name, tags, what in runs:
-        say(what)
-        result = defs.resolve_job_def(job_name).execute_in_process(
-            instance=inst, tags=tags, raise_on_error=False, run_config=QUIET)
-        _collect(result, outcome)
-    say("pushing the Datadog dashboards and monitors")
-    from orchestration.defs.publication.assets import datadog_as_code
+    outcome = outcome or PipelineOutcome(success=True)
+    if run is None:
+        from orchestration.defs.publication.assets import datadog_as_code
 
-    _collect(dg.materialize([datadog_as_code], instance=inst, resources=defs.resources,
-                            run_config=QUIET), outcome)
+        result = dg.materialize([datadog_as_code], instance=inst, resources=defs.resources,
+                                run_config=run_config(verbose))
+    else:
+        job_name, tags = run
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=inst, tags=tags, raise_on_error=False, run_config=run_config(verbose))
+    _collect(result, outcome)
+    return outcome
+
+
+def run_pipeline(days: list[date], inst: dg.DagsterInstance,
+                 say: Callable[[str], None], *, verbose: bool = False) -> PipelineOutcome:
+    """Every one of ``pipeline_runs``, saying what each does first."""
+    outcome = PipelineOutcome(success=True)
+    for what, run in pipeline_runs(days):
+        say(what)
+        run_one(run, inst, outcome, verbose=verbose)
     return outcome
 
 
@@ -71,14 +95,15 @@ def _collect(result, outcome: PipelineOutcome) -> None:
             outcome.kpi_points += int(points.value)
 
 
-def republish(day: date, inst: dg.DagsterInstance):
+def republish(day: date, inst: dg.DagsterInstance, *, verbose: bool = False):
     """The ``republish`` job for ``day``, then publication's sensor on its outcome (the daemon
     would evaluate it: a run the gate stopped sends the "publication withheld" event)."""
     from orchestration.definitions import defs
     from orchestration.defs.publication.sensors import evaluate_after
 
     result = defs.resolve_job_def("republish").execute_in_process(
-        instance=inst, partition_key=day.isoformat(), raise_on_error=False, run_config=QUIET)
+        instance=inst, partition_key=day.isoformat(), raise_on_error=False,
+        run_config=run_config(verbose))
     evaluate_after(result, inst, defs.resources["datadog"])
     return result
 
@@ -94,7 +119,8 @@ class GateStory:
     published_again: bool  # after the repair, the day's republish succeeded
 
 
-def withhold_a_day(day: date, inst: dg.DagsterInstance, intake_records: str) -> GateStory:
+def withhold_a_day(day: date, inst: dg.DagsterInstance, intake_records: str, *,
+                   verbose: bool = False) -> GateStory:
     """Corrupt ``day``'s provisioning mart, republish it (the gate must withhold it), restore
     it, and republish again."""
     from ingestion.warehouse import open_warehouse
@@ -109,14 +135,14 @@ def withhold_a_day(day: date, inst: dg.DagsterInstance, intake_records: str) -> 
     finally:
         wh.close()
     before = len(read_records(intake_records))
-    result = republish(day, inst)
+    result = republish(day, inst, verbose=verbose)
     records = read_records(intake_records)[before:]
     wh = open_warehouse(create=False)
     try:
         restore_success_rate(wh, mart_relation, day, saved)
     finally:
         wh.close()
-    again = republish(day, inst)
+    again = republish(day, inst, verbose=verbose)
     return GateStory(day, withheld_events(records),
                      sum(1 for r in records if r["path"].endswith("/series")),
                      not result.success, again.success)

@@ -68,3 +68,21 @@ def test_exposures_cover_the_dashboards(docs):
         assert any(label.startswith(name) for label in labels), name
     for exposure in manifest["exposures"].values():
         assert exposure["depends_on"]["nodes"], exposure["name"]
+
+
+def test_the_docs_open_on_the_project_overview(docs):
+    """dbt's docs site shows the ``__overview__`` doc block of this project, not dbt's stock
+    welcome page: what tokenwatch is, the layers, and where each report lives."""
+    manifest, _ = docs
+    overview = manifest["docs"].get("doc.tokenwatch.__overview__")
+    assert overview, "no {% docs __overview__ %} in dbt_project/models"
+    text = overview["block_contents"]
+    assert "reporting warehouse for a payment-token platform" in text
+    for layer in ("staging", "intermediate", "marts", "sources", "seeds"):
+        assert f"| {layer} |" in text, layer
+    models = {n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "model"
+              and n["fqn"][1] == "marts"}
+    named = {m for m in models if f"`{m}`" in text}
+    assert named == models, f"marts the overview does not place: {sorted(models - named)}"
+    for section in ("The KPI declarations", "The quality gate", "Compliance and audit"):
+        assert section in text, section

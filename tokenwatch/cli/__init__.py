@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
 
 import typer
 from rich.console import Console
@@ -35,11 +36,38 @@ app.add_typer(datadog_cmd.app, name="datadog")
 err = Console(stderr=True)
 
 
+def _walk(command) -> Iterator:
+    yield command
+    for sub in getattr(command, "commands", {}).values():
+        yield from _walk(sub)
+
+
+def command():
+    """The command line as click sees it, with a metavar on every option: typer shows a type
+    placeholder (``<bool>``, ``<str>``, ``<list[str]>``) where none is given, and a flag, which
+    takes no value, shows none (``--json``, ``--help``); an option without its own metavar
+    shows its name (``--host HOST``)."""
+    from typer.main import get_command
+
+    root = get_command(app)
+    for cmd in _walk(root):
+        ctx = type(root.context_class(root))(cmd, info_name=cmd.name)
+        params = [*cmd.params, cmd.get_help_option(ctx)]
+        for param in params:
+            if param is None or param.metavar is not None:
+                continue
+            if getattr(param, "is_flag", False) or getattr(param, "count", False):
+                param.metavar = ""
+            elif param.param_type_name == "option":
+                param.metavar = (param.name or "value").upper()
+    return root
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        app()
+        command()(prog_name="tokenwatch")
     except Exception as exc:  # noqa: BLE001 - one readable line and a non-zero exit, no traceback
         err.print(f"[bold red]error:[/] {exc.__class__.__name__}: {exc}")
         sys.exit(1)

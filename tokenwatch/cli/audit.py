@@ -31,8 +31,9 @@ def _checkpoint_store():
 def verify_cmd(
     checkpoints: bool = typer.Option(True, help="Check against the checkpoints in S3 (without "
                                      "them, deleted last rows cannot be seen)."),
-    since: int = typer.Option(None, help="Only the tokens written to after checkpoint SINCE "
-                              "(the daily run; a token erased whole needs the full run)."),
+    since: int = typer.Option(None, metavar="SEQ",
+                              help="Only the tokens written to after checkpoint SEQ (the daily "
+                              "run; a token erased whole needs the full run)."),
 ) -> None:
     """Verify the transition log: its chain, its seals and the checkpoints. Names every finding.
     Exit 0 intact, 1 tampered, 2 could not check."""

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import typer
@@ -30,7 +31,8 @@ def push_cmd() -> None:
 
     _quiet()
     target = resolve()
-    with out.status(f"pushing to {target.options['api_host']}"):
+    with (out.status(f"pushing to {target.options['api_host']}") if out.is_terminal
+          else contextlib.nullcontext()):
         pushed = push(target.options)
     table = Table("kind", "title", "action", "id")
     colour = {"created": "green", "updated": "yellow", "unchanged": "dim"}

@@ -10,11 +10,34 @@ from rich.table import Table
 out = Console()
 
 
+def _sources(values: list[str]) -> list[str]:
+    """``--source``: each one known, or a usage error naming the option (exit 2)."""
+    from ingestion.run import SOURCES
+
+    unknown = sorted(set(values) - set(SOURCES))
+    if unknown:
+        raise typer.BadParameter(f"unknown source(s) {', '.join(unknown)}; expected some of "
+                                 f"{', '.join(SOURCES)}")
+    return values
+
+
+def _target(value: str) -> str:
+    """``--target`` (or ``TOKENWATCH_WAREHOUSE``): a known warehouse, or a usage error."""
+    from tokenwatch.config import WAREHOUSES
+
+    if value and value not in WAREHOUSES:
+        raise typer.BadParameter(f"{value!r} is not a warehouse; expected one of "
+                                 f"{', '.join(WAREHOUSES)}")
+    return value
+
+
 def ingest(
-    source: list[str] = typer.Option([], "--source", "-s",
+    source: list[str] = typer.Option([], "--source", "-s", callback=_sources,
+                                     metavar="[transitions|wallet_events|s3]",
                                      help="Load only this source (repeatable): transitions, "
                                           "wallet_events, s3. Default: all three."),
     target: str = typer.Option("", "--target", "-t", envvar="TOKENWATCH_WAREHOUSE",
+                               callback=_target, metavar="[duckdb|postgres|snowflake]",
                                help="Warehouse: duckdb, postgres or snowflake (default by "
                                     "TOKENWATCH_ENV: duckdb locally, snowflake in prod)."),
     print_schema: bool = typer.Option(False, "--print-schema",
@@ -31,17 +54,13 @@ def ingest(
         _print_schema()
         return
     only = tuple(source) or SOURCES
-    unknown = sorted(set(only) - set(SOURCES))
-    if unknown:
-        raise typer.BadParameter(f"unknown source(s) {', '.join(unknown)}; expected some of "
-                                 f"{', '.join(SOURCES)}", param_hint="--source")
     target = target or target_name()
     sources = world_from_env()
     wh = open_warehouse(target)
     try:
         with Progress(SpinnerColumn(), TextColumn("{task.description:>14}"),
                       TextColumn("{task.completed:,} records"), TimeElapsedColumn(),
-                      console=out, disable=as_json) as bar:
+                      console=out, disable=as_json or not out.is_terminal) as bar:
             tasks = {name: bar.add_task(name, total=None) for name in only}
 
             def progress(name: str, n: int) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -14,20 +15,44 @@ from rich.table import Table
 out = Console()
 
 
+def _day(value: str) -> str:
+    """``--start``: a day, or a usage error naming the option."""
+    if value:
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            raise typer.BadParameter(f"{value!r} is not a day (YYYY-MM-DD)") from None
+    return value
+
+
+def _faults(values: list[str]) -> list[str]:
+    """``--fault``: each ``name=rate`` checked now, so a typo is a usage error (exit 2)."""
+    from sandbox.simulator.faults import Faults
+
+    try:
+        Faults.parse(values)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return values
+
+
 def simulate(
-    tokens: int = typer.Option(2000, min=1, help="Tokens to provision."),
-    days: int = typer.Option(7, min=1, max=90, help="Days of traffic."),
-    seed: int = typer.Option(42, help="Random seed: the same seed gives the same traffic."),
-    start: str = typer.Option("", help="First day (YYYY-MM-DD, UTC); default: DAYS days ago."),
+    tokens: int = typer.Option(2000, min=1, metavar="N", help="Tokens to provision."),
+    days: int = typer.Option(7, min=1, max=90, metavar="D", help="Days of traffic."),
+    seed: int = typer.Option(42, metavar="S",
+                             help="Random seed: the same seed gives the same traffic."),
+    start: str = typer.Option("", metavar="YYYY-MM-DD", callback=_day,
+                              help="First day (UTC); default: DAYS days ago."),
     faults: bool = typer.Option(True, "--faults/--no-faults", help="Inject faults."),
-    fault: list[str] = typer.Option([], help="Override one fault rate, e.g. retries=0.05 "
+    fault: list[str] = typer.Option([], metavar="NAME=RATE", callback=_faults,
+                                    help="Override one fault rate, e.g. retries=0.05 "
                                     "(repeatable; see the README for the names)."),
-    service_url: str = typer.Option("", envvar="TOKENWATCH_SERVICE_URL",
+    service_url: str = typer.Option("", envvar="TOKENWATCH_SERVICE_URL", metavar="URL",
                                     help="A running state service; default: start one here."),
-    api_key: str = typer.Option("", envvar="TOKENWATCH_API_KEY",
+    api_key: str = typer.Option("", envvar="TOKENWATCH_API_KEY", metavar="KEY",
                                 help="Bearer key for --service-url."),
-    summary: Path = typer.Option(None, help="Where to write the summary JSON; default "
-                                 "$TOKENWATCH_HOME/simulation-summary.json."),
+    summary: Path = typer.Option(None, metavar="FILE", help="Where to write the summary JSON; "
+                                 "default $TOKENWATCH_HOME/simulation-summary.json."),
 ) -> None:
     """Generate realistic, deterministic traffic into the local stack (service, Kinesis, S3)."""
     from sandbox.simulator.faults import Faults
@@ -46,9 +71,11 @@ def simulate(
     out.print(f"summary written to {path}")
 
 
-def simulate_into_stack(settings, service_url: str = "", api_key: str = "") -> dict:
+def simulate_into_stack(settings, service_url: str = "", api_key: str = "",
+                        progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Run a simulation into the running local stack (starting a state service in this process
-    unless ``service_url`` names one), with a progress display; return the summary."""
+    unless ``service_url`` names one), with a progress display (on a terminal; or
+    ``progress(phase, done, total)`` instead, saying nothing itself); return the summary."""
     from ingestion.world import World
     from sandbox.simulator.run import simulate as run_simulation
     from tokenwatch.stack_file import Stack, record_data_start
@@ -72,19 +99,21 @@ def simulate_into_stack(settings, service_url: str = "", api_key: str = "") -> d
         target = World(pg_dsn="", kinesis=stack.kinesis_client(), stream=stack.stream,
                        s3=stack.s3_client(), bucket=stack.bucket, service_url=service_url,
                        api_key=api_key)
+        if progress is not None:
+            return run_simulation(settings, target, progress)
         out.print(f"simulating {settings.tokens} tokens over {settings.days} days from "
                   f"{settings.start.date()} (seed {settings.seed}) "
                   f"into {service_url}, stream {stack.stream}, bucket {stack.bucket}")
         with Progress(TextColumn("{task.description:>14}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=out) as bar:
+                      TimeElapsedColumn(), console=out, disable=not out.is_terminal) as bar:
             tasks: dict[str, int] = {}
 
-            def progress(phase: str, done: int, total: int) -> None:
+            def show(phase: str, done: int, total: int) -> None:
                 if phase not in tasks:
                     tasks[phase] = bar.add_task(phase, total=total)
                 bar.update(tasks[phase], completed=done, total=total)
 
-            result = run_simulation(settings, target, progress)
+            result = run_simulation(settings, target, show)
     return result
 
 

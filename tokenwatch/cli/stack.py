@@ -35,8 +35,11 @@ def up_cmd() -> None:
     from sandbox.stack import up
     from tokenwatch.stack_file import Stack
 
-    with out.status("starting the local stack") as status:
-        stack = up(progress=lambda msg: status.update(msg))
+    if out.is_terminal:
+        with out.status("starting the local stack") as status:
+            stack = up(progress=lambda msg: status.update(msg))
+    else:  # no spinner into a file: the steps as lines
+        stack = up(progress=out.print)
     _print(stack)
     out.print(f"endpoints written to {Stack.path()}")
 
@@ -51,18 +54,35 @@ def down_cmd() -> None:
 
 
 @app.command("status")
-def status_cmd() -> None:
+def status_cmd(as_json: bool = typer.Option(False, "--json", help="Print the endpoints and "
+                                            "each part's state as JSON.")) -> None:
     """Show the endpoints and whether each part answers. Exit 1 when something is down."""
+    import json
+
     from sandbox.stack import health
     from tokenwatch.stack_file import Stack, StackError
 
     try:
         stack = Stack.load()
     except StackError as exc:
-        out.print(str(exc))
+        if as_json:
+            typer.echo(json.dumps({"up": False, "error": str(exc)}, indent=2))
+        else:
+            out.print(str(exc))
         raise typer.Exit(1) from exc
-    _print(stack)
     states = health(stack)
+    if as_json:
+        typer.echo(json.dumps({
+            "up": all(state == "ok" for state in states.values()),
+            "aws_endpoint": stack.aws_endpoint, "bucket": stack.bucket, "stream": stack.stream,
+            "shards": stack.shards, "intake_url": stack.intake_url,
+            "intake_records": stack.intake_records, "pg_source": stack.pg_source,
+            "pg_dsn": _safe(stack.pg_dsn), "processes": stack.processes, "health": states},
+            indent=2))
+        if any(state != "ok" for state in states.values()):
+            raise typer.Exit(1)
+        return
+    _print(stack)
     for name, state in states.items():
         out.print(f"{name:>15}: " + ("[green]ok[/]" if state == "ok" else f"[red]{state}[/]"))
     if any(state != "ok" for state in states.values()):
