@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import psycopg
 import pytest
 
@@ -18,7 +22,18 @@ def test_env_dsn_wins(monkeypatch, pg_dsn):
         assert conn.execute("select count(*) from schema_migrations").fetchone()[0] >= 1
 
 
-def test_private_server_when_nothing_answers(monkeypatch, tmp_path):
+@pytest.fixture()
+def home_outside_pytest():
+    """A home outside pytest's base temp: as root, pgserver runs PostgreSQL as its own user and
+    opens the path for it, but any other pytest session on the machine resets
+    /tmp/pytest-of-root to 0700 again, and the server can no longer reach its data."""
+    path = Path(tempfile.mkdtemp(prefix="tokenwatch-pg-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_private_server_when_nothing_answers(monkeypatch, home_outside_pytest):
+    tmp_path = home_outside_pytest
     monkeypatch.delenv("TOKENWATCH_PG_DSN", raising=False)
     monkeypatch.setenv("TOKENWATCH_HOME", str(tmp_path))
     # nothing listens on this port, so resolution falls through to the private server
