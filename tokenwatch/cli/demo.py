@@ -22,9 +22,10 @@ class Story:
     only), and whatever the phases print in between. Plain text when stdout is not a terminal:
     no spinner, no colour codes."""
 
-    def __init__(self, console: Console, verbose: bool):
+    def __init__(self, console: Console, verbose: bool, log_path: Path | None = None):
         self.out = console
         self.verbose = verbose
+        self.log_path = None if verbose else log_path
         self.live = console.is_terminal and not verbose
 
     @contextlib.contextmanager
@@ -40,8 +41,9 @@ class Story:
             else:
                 yield lambda text: None
         except BaseException:
+            logging.getLogger("tokenwatch.demo").exception("%s: failed", what)
             self.out.print(f"[bold red]✗[/] {what} [dim]({time.perf_counter() - started:.0f} s)"
-                           "[/]")
+                           "[/]" + (f"; the log: {self.log_path}" if self.log_path else ""))
             raise
         if not self.verbose:
             self.out.print(f"[bold green]✓[/] {what} [dim]({time.perf_counter() - started:.0f} s)"
@@ -68,8 +70,8 @@ def demo(tokens: int = typer.Option(3000, min=50, metavar="N", help="Tokens to s
 
     terminal = sys.stdout.isatty()  # not one: plain lines, unwrapped, no colour codes
     console = Console(file=sys.stdout, width=None if terminal else 110, soft_wrap=not terminal)
-    story = Story(console, verbose)
     log_path = config.home() / "logs" / "demo.log"
+    story = Story(console, verbose, log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with _logs(verbose, log_path) as to_log:
