@@ -13,7 +13,7 @@ DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros dbt_project/se
 PREPARE_DBT := PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster-dbt project prepare-and-package \
 	--file orchestration/defs/dbt/project.py
 
-.PHONY: install test demo dagster dagster-home docs lint bench lock clean
+.PHONY: install test demo dagster dagster-home print-dagster-home docs lint bench lock clean
 # Dagster's instance lives under .tokenwatch/ (git-ignored; $TOKENWATCH_HOME when set): its
 # dagster.yaml is copied there from the template orchestration/dagster.yaml, and every file the
 # instance writes stays there. The code location is `tokenwatch` (workspace.yaml).
@@ -44,10 +44,13 @@ demo: install dagster-home
 dagster: install dagster-home
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster dev -w workspace.yaml
 
-# The Dagster instance's home: created, its dagster.yaml refreshed from the template; prints it.
+# The Dagster instance's home: created, its dagster.yaml refreshed from the template.
 dagster-home:
 	@mkdir -p $(DAGSTER_HOME)
 	@cp orchestration/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+# Where it is (e.g. `export DAGSTER_HOME=$$(make -s print-dagster-home)` for the dagster CLI).
+print-dagster-home: dagster-home
 	@echo $(DAGSTER_HOME)
 
 # dbt's documentation site: lineage, every model and column described.

@@ -48,7 +48,7 @@ def test_schedules_and_sensors_are_stopped_locally_and_running_in_prod():
 
 
 def _make_dagster_home(env: dict[str, str]) -> Path:
-    r = subprocess.run(["make", "-s", "dagster-home"], capture_output=True, text=True,
+    r = subprocess.run(["make", "-s", "print-dagster-home"], capture_output=True, text=True,
                        timeout=60, cwd=ROOT, env=env)
     assert r.returncode == 0, r.stderr
     return Path(r.stdout.strip())
