@@ -54,6 +54,17 @@ def skipped(instance: dg.DagsterInstance, run_id: str) -> list[Planned]:
                   key=lambda p: (p[0].to_user_string(), p[1] or ""))
 
 
+def latest(instance: dg.DagsterInstance, key: dg.AssetCheckKey,
+           partition: str | None = None) -> tuple[str, str | None, str]:
+    """(run, partition, status) of the check's latest execution record, of one partition when
+    given: what the check's page shows as its current result."""
+    from dagster._core.event_api import PartitionKeyFilter
+
+    record = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [key], partition_filter=PartitionKeyFilter(key=partition) if partition else None)[key]
+    return record.run_id, record.partition, record.status.value
+
+
 def partition_statuses(instance: dg.DagsterInstance, key: dg.AssetCheckKey,
                        partitions_def: dg.PartitionsDefinition) -> dict[str, set[str]]:
     """status -> partitions, for a partitioned check: what the UI's partition bar shows

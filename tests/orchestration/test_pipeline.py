@@ -62,6 +62,45 @@ def test_full_materialisation_publishes_kpis(pipeline):
             "tokenwatch.tokens.active", "tokenwatch.audit.exceptions"} <= metrics
 
 
+def _gate_keys() -> set[dg.AssetCheckKey]:
+    from orchestration.defs.gate.checks import SPECS
+
+    return {dg.AssetCheckKey(spec.asset_key, spec.name) for spec in SPECS}
+
+
+def test_a_backfill_records_every_check_once_per_day(pipeline):
+    """The world's days in one run: each gate check has one passing result per day, stored
+    per partition (what the UI's partition bar shows), and no partitioned check of the run nor
+    any raw check of the ingest run is left Skipped. (Right after the backfill: the tests below
+    re-check single days.)"""
+    from orchestration.partitions import DAILY
+    from tests.orchestration import check_records
+
+    instance, run_id = pipeline["instance"], pipeline["result"].run_id
+    days = {d.isoformat() for d in pipeline["days"]}
+    assert len(days) >= 3
+    found = check_records.evaluations(instance, run_id)
+    stored = check_records.stored(instance, run_id, _gate_keys())
+    for key in _gate_keys():
+        assert {p for k, p in found if k == key} == days, key  # no un-partitioned result
+        for day in days:
+            (evaluation,) = found[(key, day)]
+            assert evaluation.passed and evaluation.metadata["partition"].value == day
+            assert "observed" not in evaluation.metadata  # a passing day: counts only
+            assert stored[(key, day)] == ["SUCCEEDED"]
+        assert check_records.partition_statuses(instance, key, DAILY) == {"SUCCEEDED": days}
+    # Only unpartitioned checks (dbt's tests) are left planned per day: Dagster 1.13 plans an
+    # unpartitioned check of a range run once per partition of the run and records its one
+    # result without a partition. Every partitioned check has its days.
+    graph = pipeline["defs"].resolve_asset_graph()
+    left = {key for key, _ in check_records.skipped(instance, run_id)}
+    assert all(graph.get(key).partitions_def is None for key in left)
+    assert not left & _gate_keys()
+    (ingest,) = instance.get_runs(filters=dg.RunsFilter(job_name="ingest"))
+    assert check_records.planned(instance, ingest.run_id)  # the raw layer's checks
+    assert not check_records.skipped(instance, ingest.run_id)
+
+
 def _republish(pipeline, day: date, *, sensor: bool = True):
     """The republish job for ``day``; then, with ``sensor``, publication's run-status sensor
     evaluated on the run as the daemon would (it sends the "publication withheld" event)."""
@@ -213,44 +252,6 @@ def test_a_failing_check_withholds_the_partition(pipeline, local_stack, mode):
     assert asset in events[0]["text"]
 
 
-def _gate_keys() -> set[dg.AssetCheckKey]:
-    from orchestration.defs.gate.checks import SPECS
-
-    return {dg.AssetCheckKey(spec.asset_key, spec.name) for spec in SPECS}
-
-
-def test_a_backfill_records_every_check_once_per_day(pipeline):
-    """The world's days in one run: each gate check has one passing result per day, stored
-    per partition (what the UI's partition bar shows), and no partitioned check of the run nor
-    any raw check of the ingest run is left Skipped."""
-    from orchestration.partitions import DAILY
-    from tests.orchestration import check_records
-
-    instance, run_id = pipeline["instance"], pipeline["result"].run_id
-    days = {d.isoformat() for d in pipeline["days"]}
-    assert len(days) >= 3
-    found = check_records.evaluations(instance, run_id)
-    stored = check_records.stored(instance, run_id, _gate_keys())
-    for key in _gate_keys():
-        assert {p for k, p in found if k == key} == days, key  # no un-partitioned result
-        for day in days:
-            (evaluation,) = found[(key, day)]
-            assert evaluation.passed and evaluation.metadata["partition"].value == day
-            assert "observed" not in evaluation.metadata  # a passing day: counts only
-            assert stored[(key, day)] == ["SUCCEEDED"]
-        assert check_records.partition_statuses(instance, key, DAILY) == {"SUCCEEDED": days}
-    # Only unpartitioned checks (dbt's tests) are left planned per day: Dagster 1.13 plans an
-    # unpartitioned check of a range run once per partition of the run and records its one
-    # result without a partition. Every partitioned check has its days.
-    graph = pipeline["defs"].resolve_asset_graph()
-    left = {key for key, _ in check_records.skipped(instance, run_id)}
-    assert all(graph.get(key).partitions_def is None for key in left)
-    assert not left & _gate_keys()
-    (ingest,) = instance.get_runs(filters=dg.RunsFilter(job_name="ingest"))
-    assert check_records.planned(instance, ingest.run_id)  # the raw layer's checks
-    assert not check_records.skipped(instance, ingest.run_id)
-
-
 def test_a_range_with_one_bad_day_fails_that_day_only(pipeline, local_stack):
     """A range re-checked in one run with one day's mart corrupted (as the demo does): that
     day's suite fails with everything it saw, every other result of the range passes, the UI's
@@ -311,6 +312,11 @@ def test_a_range_with_one_bad_day_fails_that_day_only(pipeline, local_stack):
     assert check_records.partition_statuses(instance, mart, DAILY) == {
         "FAILED": {bad.isoformat()},
         "SUCCEEDED": {d.isoformat() for d in days if d != bad}}
+    # the check's page: its latest execution is the range's last day, a real result; the
+    # failed day, selected, shows its failure
+    assert check_records.latest(instance, mart) == (run_id, days[-1].isoformat(), "SUCCEEDED")
+    assert check_records.latest(instance, mart, bad.isoformat()) == (
+        run_id, bad.isoformat(), "FAILED")
     assert not check_records.skipped(instance, run_id)
 
     evaluate_after(result, instance, pipeline["resources"]["datadog"])
