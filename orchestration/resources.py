@@ -22,6 +22,14 @@ from ingestion.warehouse.base import Warehouse
 from ingestion.world import World
 from tokenwatch import config
 
+#: The Dagster concurrency pool of every asset and check that opens the warehouse (the raw
+#: loads and their checks, the audit checkpoint, dbt, the gate, the KPI publication). Its limit
+#: is the instance's (orchestration/dagster.yaml: ``concurrency: pools: default_limit``): 1
+#: locally, because a DuckDB file has one writer process at a time, within a run (the
+#: multiprocess executor's steps) and across runs (a schedule's and a sensor's) alike; higher
+#: where the warehouse takes concurrent writers (Snowflake, PostgreSQL).
+WAREHOUSE_POOL = "warehouse"
+
 
 class WarehouseResource(dg.ConfigurableResource):
     """The raw layer's warehouse."""

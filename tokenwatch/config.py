@@ -198,6 +198,10 @@ class Settings(BaseSettings):
         "the warehouse target: `duckdb`, `postgres` or `snowflake`")
     duckdb_path: Annotated[Path | None, Blank] = _var(
         "TOKENWATCH_DUCKDB_PATH", None, "the DuckDB warehouse file")
+    duckdb_replica_path: Annotated[Path | None, Blank] = _var(
+        "TOKENWATCH_DUCKDB_REPLICA_PATH", None,
+        "the DuckDB warehouse's read replica, the file readers open (analysts, Tableau, the "
+        "demo): a copy published whenever a writer closes the warehouse file")
     warehouse_dsn: Annotated[SecretStr | None, Blank] = _var(
         "TOKENWATCH_WAREHOUSE_DSN", None, "the PostgreSQL warehouse")
     snowflake_account: Annotated[str | None, Empty] = _var(

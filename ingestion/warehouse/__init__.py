@@ -31,6 +31,28 @@ def duckdb_path() -> Path:
     return configured if configured else config.home() / "warehouse.duckdb"
 
 
+def read_replica_path() -> Path:
+    """``TOKENWATCH_DUCKDB_REPLICA_PATH``, default beside the warehouse file with ``-read``
+    added to its name (``$TOKENWATCH_HOME/warehouse-read.duckdb``): the DuckDB file readers
+    open, never the one the loaders write (``ingestion.warehouse.duckdb``). Only the DuckDB
+    target has one: PostgreSQL and Snowflake serve readers and writers at once."""
+    configured = config.settings().duckdb_replica_path
+    if configured:
+        return configured
+    path = duckdb_path()
+    return path.with_name(f"{path.stem}-read{path.suffix}")
+
+
+def publish_read_replica() -> bool:
+    """Publish the DuckDB warehouse's read replica now (a writer's close does it already);
+    ``False`` when it is current, when another writer has the file, or for other targets."""
+    if target_name() != "duckdb":
+        return False
+    from ingestion.warehouse.duckdb import publish_replica
+
+    return publish_replica(duckdb_path(), read_replica_path())
+
+
 def postgres_dsn() -> str:
     """``TOKENWATCH_WAREHOUSE_DSN``, else database ``tokenwatch_warehouse`` on the resolved
     server (created when missing)."""
@@ -48,7 +70,8 @@ def open_warehouse(target: str | None = None, *, create: bool = True) -> Warehou
     if target == "duckdb":
         from ingestion.warehouse.duckdb import DuckDBWarehouse
 
-        wh: Warehouse = DuckDBWarehouse(duckdb_path())
+        # its close publishes the read replica: readers never open the file loaders write
+        wh: Warehouse = DuckDBWarehouse(duckdb_path(), replica=read_replica_path())
     elif target == "postgres":
         from ingestion.warehouse.postgres import PostgresWarehouse
 

@@ -10,7 +10,7 @@ import dagster as dg
 from ingestion.sources.checkpoints import loader
 from orchestration.check_results import by_partition
 from orchestration.partitions import DAILY
-from orchestration.resources import SourcesResource, WarehouseResource
+from orchestration.resources import WAREHOUSE_POOL, SourcesResource, WarehouseResource
 from state_service.audit import verify_log
 from state_service.checkpoints import audit_bucket, ensure_bucket, take_checkpoint
 from tokenwatch import config
@@ -28,7 +28,7 @@ def _store(sources: SourcesResource):
 
 @dg.asset(key=["raw", "chain_checkpoints"], group_name="audit", kinds={"s3", "postgres"},
           partitions_def=DAILY, backfill_policy=dg.BackfillPolicy.single_run(),
-          deps=[["raw", "token_state_transitions"]],
+          deps=[["raw", "token_state_transitions"]], pool=WAREHOUSE_POOL,
           description="A checkpoint of every transition row committed since the last one: "
                       "locked in S3 (Object Lock, COMPLIANCE mode) and copied to the warehouse "
                       "for the audit marts.")

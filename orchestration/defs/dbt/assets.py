@@ -24,6 +24,7 @@ from dagster_dbt import (
 from ingestion.warehouse import DBT_TARGETS, dbt_env, target_name
 from orchestration.defs.dbt.project import DBT_DIR, PREPARE_COMMAND, dbt_project
 from orchestration.partitions import DAILY
+from orchestration.resources import WAREHOUSE_POOL
 
 #: dbt from this environment, whether or not its bin directory is on PATH
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
@@ -69,7 +70,8 @@ TRANSLATOR = TokenwatchTranslator(settings=DagsterDbtTranslatorSettings(enable_a
 
 @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project,
             dagster_dbt_translator=TRANSLATOR, partitions_def=DAILY,
-            backfill_policy=dg.BackfillPolicy.single_run(), name="tokenwatch_dbt")
+            backfill_policy=dg.BackfillPolicy.single_run(), name="tokenwatch_dbt",
+            pool=WAREHOUSE_POOL)
 def tokenwatch_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     window = context.partition_time_window
     dbt_vars = {"partition_start": window.start.date().isoformat(),

@@ -22,7 +22,7 @@ import dagster as dg
 
 from orchestration.check_results import by_partition
 from orchestration.partitions import DAILY
-from orchestration.resources import SourcesResource, WarehouseResource
+from orchestration.resources import WAREHOUSE_POOL, SourcesResource, WarehouseResource
 from quality.result import CheckResult
 from tokenwatch import kpis
 
@@ -107,7 +107,7 @@ def day_result(day: date, result: CheckResult) -> dg.AssetCheckResult:
                                metadata=metadata)
 
 
-@dg.multi_asset_check(specs=SPECS, name="quality_gate", can_subset=True,
+@dg.multi_asset_check(specs=SPECS, name="quality_gate", can_subset=True, pool=WAREHOUSE_POOL,
                       description="Blocking quality checks that gate KPI publication.")
 def quality_gate(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
                  sources: SourcesResource):

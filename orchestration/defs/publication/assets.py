@@ -11,7 +11,7 @@ import dagster as dg
 
 from orchestration.defs.gate.checks import GATED_ASSETS, days_of, partition_label
 from orchestration.partitions import DAILY
-from orchestration.resources import DatadogResource, WarehouseResource
+from orchestration.resources import WAREHOUSE_POOL, DatadogResource, WarehouseResource
 from reporting.kpis import KPI_MARTS, kpi_points
 
 
@@ -25,7 +25,7 @@ def _kpi_deps() -> list[dg.AssetKey]:
 
 @dg.asset(key=["datadog", "kpis"], group_name="publication", partitions_def=DAILY,
           backfill_policy=dg.BackfillPolicy.single_run(), deps=_kpi_deps(),
-          kinds={"datadog"},
+          kinds={"datadog"}, pool=WAREHOUSE_POOL,
           description="The day's KPIs as Datadog series (tokenwatch.<area>.<kpi>), stamped "
                       "with the partition's start and tagged env/wallet/network/decision.")
 def datadog_kpis(context: dg.AssetExecutionContext, warehouse: WarehouseResource,

@@ -13,7 +13,7 @@ import dagster as dg
 from ingestion.sources.kinesis import load_wallet_events
 from ingestion.sources.s3 import load_lake
 from ingestion.sources.transitions import load_transitions
-from orchestration.resources import SourcesResource, WarehouseResource
+from orchestration.resources import WAREHOUSE_POOL, SourcesResource, WarehouseResource
 
 GROUP = "raw"
 FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=1),
@@ -26,7 +26,7 @@ def _metadata(result) -> dict:
 
 
 @dg.asset(key=["raw", "token_state_transitions"], group_name=GROUP, kinds={"postgres"},
-          freshness_policy=FRESHNESS,
+          freshness_policy=FRESHNESS, pool=WAREHOUSE_POOL,
           description="The state service's transition log, copied incrementally up to the "
                       "snapshot's xmin (late commits are read by a later run, never skipped).")
 def raw_token_state_transitions(context: dg.AssetExecutionContext,
@@ -41,7 +41,7 @@ def raw_token_state_transitions(context: dg.AssetExecutionContext,
 
 
 @dg.asset(key=["raw", "wallet_events"], group_name=GROUP, kinds={"kinesis"},
-          freshness_policy=FRESHNESS,
+          freshness_policy=FRESHNESS, pool=WAREHOUSE_POOL,
           description="Wallet events from Kinesis, every shard from its checkpoint; duplicate "
                       "deliveries kept once; malformed records quarantined.")
 def raw_wallet_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
@@ -63,7 +63,7 @@ def raw_wallet_events(context: dg.AssetExecutionContext, warehouse: WarehouseRes
            dg.AssetSpec(["raw", "lambda_logs"], group_name=GROUP, kinds={"s3"},
                         freshness_policy=FRESHNESS,
                         description="Lambda invocation logs from the S3 data lake.")],
-    name="raw_lake_logs")
+    name="raw_lake_logs", pool=WAREHOUSE_POOL)
 def raw_lake_logs(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                   sources: SourcesResource):
     src = sources.sources()

@@ -10,7 +10,7 @@ from ingestion.accounting import (
     stream_accounting,
     transitions_accounting,
 )
-from orchestration.resources import SourcesResource, WarehouseResource
+from orchestration.resources import WAREHOUSE_POOL, SourcesResource, WarehouseResource
 
 
 def _result(acc: Accounting, asset_key=None) -> dg.AssetCheckResult:
@@ -20,6 +20,7 @@ def _result(acc: Accounting, asset_key=None) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(asset=dg.AssetKey(["raw", "token_state_transitions"]), blocking=True,
+                pool=WAREHOUSE_POOL,
                 description="Every transition read from PostgreSQL below the extraction "
                             "watermark is a row or a quarantined line (counts and transition_id "
                             "sums of both sides).")
@@ -29,7 +30,7 @@ def transitions_accounted(warehouse: WarehouseResource,
         return _result(transitions_accounting(wh, sources.sources().pg_dsn))
 
 
-@dg.asset_check(asset=dg.AssetKey(["raw", "wallet_events"]), blocking=True,
+@dg.asset_check(asset=dg.AssetKey(["raw", "wallet_events"]), blocking=True, pool=WAREHOUSE_POOL,
                 description="Every record read from the stream is a row, a skipped duplicate "
                             "or a quarantined line (the stream's ledger against the tables).")
 def wallet_events_accounted(warehouse: WarehouseResource,
@@ -45,7 +46,8 @@ def wallet_events_accounted(warehouse: WarehouseResource,
                                          "the manifest's rows equal the tables' and the "
                                          "quarantine's."),
            dg.AssetCheckSpec("lake_accounted", asset=dg.AssetKey(["raw", "lambda_logs"]),
-                             blocking=True)])
+                             blocking=True)],
+    pool=WAREHOUSE_POOL)
 def lake_accounted(warehouse: WarehouseResource, sources: SourcesResource):
     src = sources.sources()
     with warehouse.open() as wh:
