@@ -11,6 +11,9 @@ from datetime import date, timedelta
 import dagster as dg
 
 PARTITION_RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+#: Every run the demo starts carries this tag: in the UI, Runs > Filter > tag
+#: ``tokenwatch/source=demo`` lists exactly the demo's runs.
+DEMO_TAG = {"tokenwatch/source": "demo"}
 #: The demo prints its own summary: Dagster's event log stays in the instance (make dagster).
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 #: ``tokenwatch demo --verbose``: Dagster's console logger as it is by default.
@@ -61,11 +64,12 @@ def run_one(run: tuple[str, dict] | None, inst: dg.DagsterInstance,
         from orchestration.defs.publication.assets import datadog_as_code
 
         result = dg.materialize([datadog_as_code], instance=inst, resources=defs.resources,
-                                run_config=run_config(verbose))
+                                run_config=run_config(verbose), tags=DEMO_TAG)
     else:
         job_name, tags = run
         result = defs.resolve_job_def(job_name).execute_in_process(
-            instance=inst, tags=tags, raise_on_error=False, run_config=run_config(verbose))
+            instance=inst, tags={**DEMO_TAG, **tags}, raise_on_error=False,
+            run_config=run_config(verbose))
     _collect(result, outcome)
     return outcome
 
@@ -103,7 +107,7 @@ def republish(day: date, inst: dg.DagsterInstance, *, verbose: bool = False):
 
     result = defs.resolve_job_def("republish").execute_in_process(
         instance=inst, partition_key=day.isoformat(), raise_on_error=False,
-        run_config=run_config(verbose))
+        run_config=run_config(verbose), tags=DEMO_TAG)
     evaluate_after(result, inst, defs.resources["datadog"])
     return result
 

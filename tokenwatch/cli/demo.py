@@ -247,8 +247,8 @@ def _where_next(out: Console, stack, log_path: Path, verbose: bool) -> None:
     out.print("\n[bold]Where to look next[/]")
     rows = [("the command line", f"{cli} --help   (or: source {_rel(bin_dir / 'activate')}, "
                                  "then tokenwatch --help)"),
-            ("Dagster UI", "make dagster   then http://localhost:3000 (the demo's runs are in "
-                           "it)"),
+            ("Dagster UI", "make dagster   then http://localhost:3000 (the demo's runs: Runs, "
+                           "filter by tag tokenwatch/source=demo)"),
             ("dbt docs", "make docs      then http://localhost:8081"),
             (f"warehouse ({kind})", _rel(path)),
             ("  from Python", query),
