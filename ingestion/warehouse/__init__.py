@@ -36,10 +36,11 @@ def read_replica_path() -> Path:
     added to its name (``$TOKENWATCH_HOME/warehouse-read.duckdb``): the DuckDB file readers
     open, never the one the loaders write (``ingestion.warehouse.duckdb``). Only the DuckDB
     target has one: PostgreSQL and Snowflake serve readers and writers at once."""
-    configured = config.settings().duckdb_replica_path
-    if configured:
-        return configured
-    path = duckdb_path()
+    return config.settings().duckdb_replica_path or replica_beside(duckdb_path())
+
+
+def replica_beside(path: Path) -> Path:
+    """The read replica's default name for the DuckDB file ``path``: ``-read`` added."""
     return path.with_name(f"{path.stem}-read{path.suffix}")
 
 

@@ -22,7 +22,7 @@ simulates exactly the same traffic into it, so it prints the same numbers.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from psycopg.conninfo import make_conninfo
@@ -56,8 +56,10 @@ class DemoWorld:
 
     @property
     def replica(self) -> Path:
-        """The warehouse's read replica (``ingestion.warehouse.read_replica_path``'s default)."""
-        return self.warehouse.with_name(f"{self.warehouse.stem}-read{self.warehouse.suffix}")
+        """The warehouse's read replica, under its default name."""
+        from ingestion.warehouse import replica_beside
+
+        return replica_beside(self.warehouse)
 
     def describe(self) -> str:
         return (f"database {self.database} (the server's other databases untouched), "
@@ -103,13 +105,14 @@ def reset_warehouse(world: DemoWorld) -> list[Path]:
 def reset_lake(stack) -> int:
     """Empty the stack's bucket and create its stream again (same shards); return how many
     objects were deleted."""
+    from ingestion.sources.s3 import list_objects
+
     s3, kinesis = stack.s3_client(), stack.kinesis_client()
-    deleted = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.bucket):
-        keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
-        if keys:
-            s3.delete_objects(Bucket=stack.bucket, Delete={"Objects": keys, "Quiet": True})
-            deleted += len(keys)
+    keys = [{"Key": obj["Key"]} for obj in list_objects(s3, stack.bucket, "")]
+    for start in range(0, len(keys), 1000):  # delete_objects takes 1,000 keys at a time
+        s3.delete_objects(Bucket=stack.bucket,
+                          Delete={"Objects": keys[start:start + 1000], "Quiet": True})
+    deleted = len(keys)
     try:
         kinesis.delete_stream(StreamName=stack.stream, EnforceConsumerDeletion=True)
         kinesis.get_waiter("stream_not_exists").wait(
@@ -127,10 +130,8 @@ def point_stack_at(stack, world: DemoWorld):
     stack as every reader of the file now gets it."""
     from tokenwatch.stack_file import Stack
 
-    changes: dict = {"pg_dsn": make_conninfo(stack.pg_dsn, dbname=world.database)}
-    if "data_start" in {f.name for f in fields(stack)}:
-        changes["data_start"] = ""
-    replace(stack, **changes).save()
+    replace(stack, pg_dsn=make_conninfo(stack.pg_dsn, dbname=world.database),
+            data_start="").save()
     return Stack.load()
 
 
