@@ -98,7 +98,7 @@ def test_the_points_are_those_published_before(warehouse):
 
 def test_a_new_declaration_is_gated_and_published_with_no_other_edit(warehouse, tmp_path,
                                                                       monkeypatch):
-    from orchestration.defs.gate.checks import KPI_SUITES, run_kpi_suite
+    from orchestration.defs.gate.checks import KPI_SUITES, kpi_suite_by_day
 
     metric = "tokenwatch.service.lambda_invocations"
     project = copy_project(tmp_path)
@@ -116,14 +116,14 @@ def test_a_new_declaration_is_gated_and_published_with_no_other_edit(warehouse, 
     suite = suites.kpi_suite(mart)
     assert {"column": "lambda_invocations", "min_value": 0, "max_value": None} in [
         e.kwargs for e in suite.expectations]
-    passed = run_kpi_suite(warehouse, relation(mart), day_column, mart, [DAY])
+    passed = kpi_suite_by_day(warehouse, relation(mart), day_column, mart, [DAY])[DAY]
     assert passed.passed, passed.summary
     warehouse.execute(f"update {relation(mart)} set lambda_invocations = -1")
-    failed = run_kpi_suite(warehouse, relation(mart), day_column, mart, [DAY])
+    failed = kpi_suite_by_day(warehouse, relation(mart), day_column, mart, [DAY])[DAY]
     assert not failed.passed
     assert "lambda_invocations" in failed.summary and "expect_column_values_to_be_between" in (
         failed.summary)
 
     monkeypatch.undo()  # the checkout's declarations: the column is neither gated nor sent
-    assert run_kpi_suite(warehouse, relation(mart), day_column, mart, [DAY]).passed
+    assert kpi_suite_by_day(warehouse, relation(mart), day_column, mart, [DAY])[DAY].passed
     assert metric not in {p.metric for p in kpi_points(warehouse.query, relation, DAY, "prod")}

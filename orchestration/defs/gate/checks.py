@@ -83,17 +83,6 @@ def kpi_suite_by_day(wh, relation: str, day_column: str, mart: str,
     return results
 
 
-def run_kpi_suite(wh, relation: str, day_column: str, mart: str, days: list[date]):
-    """The mart's suite on each day; one result for the range (failed days listed first)."""
-    results = list(kpi_suite_by_day(wh, relation, day_column, mart, days).items())
-    failed = [(d, r) for d, r in results if not r.passed]
-    shown = failed or results
-    summary = "; ".join(f"{d}: {r.summary}" for d, r in shown[:3])
-    metadata = {"days": [d.isoformat() for d in days], "failed_days": [
-        d.isoformat() for d, _ in failed]} | {f"{d}": r.metadata for d, r in shown[:3]}
-    return CheckResult(mart, not failed, summary, metadata)
-
-
 def day_result(day: date, result: CheckResult) -> dg.AssetCheckResult:
     """A day's verdict as a check result: its partition, the scalar counts (rows,
     expectations, candidate rows...) and, when it failed, everything observed."""
