@@ -70,10 +70,6 @@ class SourcesResource(dg.ConfigurableResource):
                        stream=self.stream or found.stream, bucket=self.bucket or found.bucket)
 
 
-def env_name() -> str:
-    return config.env_name()
-
-
 class DatadogResource(dg.ConfigurableResource):
     """Datadog's API: the local intake, or the real one. With no ``api_key``, where
     ``reporting.datadog.client.resolve()`` points (the local stack's intake, or
@@ -88,7 +84,7 @@ class DatadogResource(dg.ConfigurableResource):
         "a Datadog-compatible API instead of https://api.<site>"))
 
     def env_tag(self) -> str:
-        return self.env or env_name()
+        return self.env or config.env_name()
 
     def options(self) -> dict:
         from reporting.datadog.client import SITE, datadog_options
@@ -143,7 +139,7 @@ def resources(env: str | None = None) -> dict[str, dg.ConfigurableResource]:
     """The resources of ``env`` (default: ``TOKENWATCH_ENV``), dbt's among them."""
     from orchestration.defs.dbt.assets import dbt_resource
 
-    fields = environments()[env or env_name()]
+    fields = environments()[env or config.env_name()]
     return {"warehouse": WarehouseResource(**fields["warehouse"]),
             "sources": SourcesResource(**fields["sources"]),
             "datadog": DatadogResource(**fields["datadog"]), "dbt": dbt_resource()}
