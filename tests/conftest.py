@@ -18,6 +18,9 @@ from state_service.server import ServiceThread
 from tests.world import START as WORLD_START
 from tokenwatch.postgres import PgServer, drop_database, ensure_database, resolve_server
 
+# the built warehouses (the world through ingestion and dbt, once per session) for every folder
+pytest_plugins = ["tests.warehouses"]
+
 API_KEY = "test-key-" + uuid.uuid4().hex
 # The Dagster definitions are built at import, their daily partitions from
 # TOKENWATCH_PARTITIONS_START: the tests' worlds start on tests/world.py's START, and so do they.

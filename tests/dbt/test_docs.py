@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.dbt.conftest import Built
+from tests.warehouses import Built
 from tests.dbt.dbt_runner import run_dbt
 
 

@@ -3,7 +3,7 @@ marts, on PostgreSQL; locally (DuckDB, or no roles configured) nothing is grante
 
 from __future__ import annotations
 
-from tests.dbt.conftest import Built, rows
+from tests.warehouses import Built, rows
 
 
 def _can_select(built: Built, role: str, relation: str) -> bool:

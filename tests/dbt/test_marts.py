@@ -8,7 +8,7 @@ from collections import defaultdict
 
 import pytest
 
-from tests.dbt.conftest import PAN, Built, rows
+from tests.warehouses import PAN, Built, rows
 from tokenwatch import wallets
 
 TARGETS = ["built_duckdb", "built_postgres"]

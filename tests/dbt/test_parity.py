@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.dbt.conftest import Built, rows
+from tests.warehouses import Built, rows
 
 #: mart -> its primary key; every column but load times is compared
 MARTS = {

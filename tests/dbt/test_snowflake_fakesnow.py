@@ -52,7 +52,7 @@ def snowflake_build(world, fakesnow_server: dict, tmp_path_factory) -> Iterator[
 
     from ingestion.raw_schema import TABLES
     from ingestion.warehouse.snowflake import SnowflakeWarehouse
-    from tests.dbt.conftest import ingest_world
+    from tests.warehouses import ingest_world
 
     logging.getLogger("uvicorn").setLevel(logging.WARNING)
     logging.getLogger("fakesnow").setLevel(logging.CRITICAL)

@@ -9,6 +9,7 @@ import dagster as dg
 import pytest
 
 from orchestration.resources import DatadogResource, SourcesResource, WarehouseResource
+from quality import verdicts
 from reporting.kpis import day_timestamp
 from sandbox.intake import read_records
 
@@ -318,6 +319,17 @@ def test_a_range_with_one_bad_day_fails_that_day_only(pipeline, local_stack):
     assert check_records.latest(instance, mart, bad.isoformat()) == (
         run_id, bad.isoformat(), "FAILED")
     assert not check_records.skipped(instance, run_id)
+    # the same verdicts in the warehouse, for the readers that are not Dagster
+    wh = open_warehouse(create=False)
+    try:
+        stored_verdicts = verdicts.latest(wh, days)
+    finally:
+        wh.close()
+    assert {d: v.status for d, v in stored_verdicts.items()} == {
+        d: "withheld" if d == bad else "passed" for d in days}
+    assert stored_verdicts[bad].failed_checks == (
+        "wallet/wallet_provisioning_daily:kpi_suite",)
+    assert all(v.run_id == run_id for v in stored_verdicts.values())
 
     evaluate_after(result, instance, pipeline["resources"]["datadog"])
     records = _new_records(local_stack, before)
@@ -330,9 +342,18 @@ def test_a_range_with_one_bad_day_fails_that_day_only(pipeline, local_stack):
 
 def test_the_gate_passes_again_once_the_data_is_right(pipeline):
     """After every failure mode was undone, the same partition publishes again."""
-    result = _republish(pipeline, pipeline["days"][1])
+    from ingestion.warehouse import open_warehouse
+
+    day = pipeline["days"][1]
+    result = _republish(pipeline, day)
     assert result.success
     assert all(c.passed for c in result.get_asset_check_evaluations())
+    wh = open_warehouse(create=False)
+    try:
+        assert verdicts.latest(wh, [day])[day].status == "passed"  # the newer verdict wins
+        assert day in verdicts.published_days(wh)
+    finally:
+        wh.close()
 
 
 def test_dashboards_and_monitors_asset_creates_then_updates_nothing(pipeline, local_stack):

@@ -23,6 +23,7 @@ import dagster as dg
 from orchestration.check_results import by_partition
 from orchestration.partitions import DAILY
 from orchestration.resources import WAREHOUSE_POOL, SourcesResource, WarehouseResource
+from quality import verdicts
 from quality.result import CheckResult
 from tokenwatch import kpis
 
@@ -124,6 +125,13 @@ def quality_gate(context: dg.AssetCheckExecutionContext, warehouse: WarehouseRes
                 "audit_token_transitions", "dim_token", "fct_token_state_transitions")]
             result = scan_for_pans(wh, marts)
             outcomes.append((PAN_SCANNED, "no_pan_in_warehouse", dict.fromkeys(days, result)))
+        # the verdict per day, in the warehouse, for the readers that are not Dagster (the
+        # reports API, the Tableau extracts): quality/verdicts.py
+        by_day: dict[date, list[tuple[str, bool]]] = {day: [] for day in days}
+        for key_path, name, results in outcomes:
+            for day, result in results.items():
+                by_day[day].append((f"{'/'.join(key_path)}:{name}", result.passed))
+        verdicts.record(wh, by_day, context.run_id)
     withheld: dict[str, list[str]] = {}
     for key_path, name, by_day in outcomes:
         key = dg.AssetCheckKey(dg.AssetKey(list(key_path)), name)
