@@ -131,7 +131,7 @@ def quality_gate(context: dg.AssetCheckExecutionContext, warehouse: WarehouseRes
         for key_path, name, results in outcomes:
             for day, result in results.items():
                 by_day[day].append((f"{'/'.join(key_path)}:{name}", result.passed))
-        verdicts.record(wh, by_day, context.run_id)
+        verdicts.record(wh, by_day, context.run.run_id)
     withheld: dict[str, list[str]] = {}
     for key_path, name, by_day in outcomes:
         key = dg.AssetCheckKey(dg.AssetKey(list(key_path)), name)
