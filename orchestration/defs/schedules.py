@@ -45,7 +45,8 @@ def new_lake_objects(context: dg.SensorEvaluationContext, sources: SourcesResour
 
 
 MARTS = dg.AssetSelection.groups(
-    "staging", "intermediate", "reference", "wallet", "lifecycle", "compliance", "publication"
+    "staging", "intermediate", "reference", "wallet", "lifecycle", "compliance", "publication",
+    "reports"
     ) - dg.AssetSelection.assets(["datadog", "dashboards_and_monitors"])
 COMPLIANCE = (dg.AssetSelection.groups("compliance").upstream() - RAW
               ) | dg.AssetSelection.groups("audit")

@@ -157,3 +157,37 @@ def week(days: int) -> list[date]:
 
     today = datetime.now(UTC).date()
     return [today - timedelta(days=days - i) for i in range(days)]
+
+
+class ReplicaReader:
+    """The DuckDB read replica, opened read-only, with the warehouse's ``query`` (``%s``
+    placeholders): what a reader of the marts opens, never the loaders' file."""
+
+    def __init__(self, path):
+        from ingestion.warehouse.duckdb import connect
+
+        self.con = connect(path, read_only=True)
+
+    def query(self, sql: str, params=None) -> list[tuple]:
+        return self.con.execute(sql.replace("%s", "?"), params or []).fetchall()
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def render_charts(out_dir=None):
+    """The KPI charts of the demo's warehouse, read from its read replica, written as PNG and
+    SVG into ``out_dir`` (default ``$TOKENWATCH_HOME/charts``, where the Dagster asset
+    ``reports/charts`` writes them too); returns the files (``reporting.charts.ChartFiles``)."""
+    from ingestion.warehouse import read_replica_path
+    from orchestration.defs.charts.assets import CHARTS_DIR_NAME
+    from orchestration.defs.dbt.assets import mart_relation
+    from reporting.charts import render_kpi_charts
+    from tokenwatch import config
+
+    reader = ReplicaReader(read_replica_path())
+    try:
+        return render_kpi_charts(reader, mart_relation,
+                                 out_dir or config.home() / CHARTS_DIR_NAME)
+    finally:
+        reader.close()

@@ -155,7 +155,10 @@ def _run(story: Story, tokens: int, days: int, seed: int, verbose: bool, to_log,
                      "purpose, publishing it, restoring it"), to_log():
         gate = steps.withhold_a_day(day, inst, stack.intake_records, verbose=verbose)
     _print_gate(out, gate)
-    _where_next(out, stack, log_path, verbose)
+    with story.phase("rendering the KPI charts (PNG and SVG) from the warehouse's read "
+                     "replica"), to_log():
+        charts = steps.render_charts()
+    _where_next(out, stack, log_path, verbose, charts)
     return outcome
 
 
@@ -231,7 +234,7 @@ def _rel(path: Path | str) -> str:
         return str(path)
 
 
-def _where_next(out: Console, stack, log_path: Path, verbose: bool) -> None:
+def _where_next(out: Console, stack, log_path: Path, verbose: bool, charts=()) -> None:
     from rich.markup import escape
 
     import ingestion.warehouse as warehouse
@@ -253,6 +256,10 @@ def _where_next(out: Console, stack, log_path: Path, verbose: bool) -> None:
             (f"warehouse ({kind})", _rel(path)),
             ("  from Python", query),
             ("  from Tableau/JDBC", f"jdbc:duckdb:{path.resolve()}  (duckdb.read_only=true)")]
+    if charts:
+        rows.append(("KPI charts (PNG, SVG)", f"{_rel(charts[0].png.parent)}/   ("
+                     + ", ".join(c.png.name for c in charts) + "; in Dagster: asset "
+                     "reports/charts)"))
     if not verbose:
         rows.append(("the demo's log", f"{_rel(log_path)}   (or: {cli} demo --verbose)"))
     for name, what in rows:
