@@ -1,7 +1,7 @@
 """The one Dagster ``Definitions`` of tokenwatch: everything under ``orchestration/defs/`` (one
-folder per concern: raw, dbt, gate, publication, audit; ``schedules.py`` says when jobs run),
-loaded with ``dg.load_from_defs_folder``, and the resources of ``TOKENWATCH_ENV``
-(orchestration/resources.py).
+folder per concern: raw, dbt, gate, publication, tableau, charts, audit; ``schedules.py`` says
+when jobs run), loaded with ``dg.load_from_defs_folder``, and the resources of
+``TOKENWATCH_ENV`` (orchestration/resources.py).
 
     dagster dev -m orchestration.definitions      (or: make dagster, or: dg dev)
 """
