@@ -22,7 +22,7 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ class SemanticError(ValueError):
     def __init__(self, kind: str, name: str, allowed: Sequence[str], detail: str = ""):
         self.kind, self.name, self.allowed = kind, name, list(allowed)
         text = detail or f"unknown {kind} {name!r}"
-        super().__init__(f"{text}; allowed: {', '.join(self.allowed) or '(none)'}")
+        super().__init__(f"{text}; allowed: {', '.join(self.allowed)}" if self.allowed else text)
 
 
 @dataclass(frozen=True)
@@ -156,6 +156,16 @@ def _load_manifest(path: Path):
         relation["database"] = None
         relation["relation_name"] = f"{relation['schema_name']}.{relation['alias']}"
     return parse_manifest_from_dbt_generated_manifest(manifest_json_string=json.dumps(raw))
+
+
+def _reason(error: Exception) -> str:
+    """MetricFlow's reason for refusing a query, in one line: the first ``Message:`` block of
+    its report (the rest is the query echoed back), else its first line."""
+    text = str(error)
+    found = re.search(r"Message:\s*\n(.*?)(?:\n\s*\n\s*(?:Query Input|Issue Location|Error #)|$)",
+                      text, re.S)
+    reason = " ".join((found[1] if found else text.splitlines()[0]).split())
+    return reason[:500]
 
 
 def _literal(value: Any) -> str:
@@ -310,14 +320,17 @@ class SemanticLayer:
         with self._lock:
             if key in self._cache:
                 return self._cache[key]
+            # start/end as filters on metric_time (>= start, < end): MetricFlow's own time
+            # constraint is BETWEEN start AND end, which would take in the end day too
+            where = list(query.where)
+            if query.start:
+                where.append(Filter("metric_time", ">=", query.start))
+            if query.end:
+                where.append(Filter("metric_time", "<", query.end))
             request = MetricFlowQueryRequest.create(
                 metric_names=list(query.metrics),
                 group_by_names=[mf for _, mf in resolved] or None,
-                where_constraints=[self._where(f, allowed) for f in query.where] or None,
-                time_constraint_start=(datetime.combine(query.start, time())
-                                       if query.start else None),
-                time_constraint_end=(datetime.combine(query.end, time())
-                                     if query.end else None))
+                where_constraints=[self._where(f, allowed) for f in where] or None)
             try:
                 sql = self._mf.explain(request).sql_statement.sql
             except SemanticError:
@@ -325,7 +338,7 @@ class SemanticLayer:
             except Exception as error:  # noqa: BLE001 - MetricFlow's reasons, as a 4xx
                 raise SemanticError("query", ",".join(query.metrics), [],
                                     f"MetricFlow cannot answer this query: "
-                                    f"{str(error).splitlines()[0][:500]}") from error
+                                    f"{_reason(error)}") from error
             if len(self._cache) > 2048:
                 self._cache.clear()
             self._cache[key] = sql

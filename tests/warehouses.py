@@ -1,6 +1,7 @@
 """Built warehouses for every test that reads the marts (a plugin of tests/conftest.py, so the
-dbt, reporting and orchestration tests share one build per session): the simulated world loaded into a DuckDB file and a
-PostgreSQL database of their own (once per session), and dbt built on each (once per session).
+dbt, reporting and orchestration tests share one build per session): the simulated world
+loaded into a DuckDB file and a PostgreSQL database of their own, and dbt built on each (once
+per session).
 
 The world (tests/conftest.py) is read-only; the raw warehouses here are ours, and get two
 planted audit findings (``_tamper``). Each build runs

@@ -287,6 +287,39 @@ class Settings(BaseSettings):
         "TOKENWATCH_DD_API_HOST", None,
         "send to this Datadog-compatible API instead (with `DD_API_KEY`), in any environment")
 
+    # -- the reports API (reporting/api: `tokenwatch reports serve`) -----------------------
+    report_keys: Annotated[SecretStr | None, Blank] = _var(
+        "TOKENWATCH_REPORT_KEYS", None,
+        "`name:key,name:key`, from a secret store: the reports API's read keys (the access "
+        "log records the name)")
+    reports_max_rows: int = _var(
+        "TOKENWATCH_REPORTS_MAX_ROWS", 10000,
+        "the most rows one page of the reports API returns (a larger `limit` answers 400)")
+    reports_query_timeout_s: float = _var(
+        "TOKENWATCH_REPORTS_QUERY_TIMEOUT_S", 10.0,
+        "how long one reports API query may run, in seconds (beyond: 504)")
+    reports_access_log_path: Annotated[Path | None, Blank] = _var(
+        "TOKENWATCH_REPORTS_ACCESS_LOG_PATH", None,
+        "the reports API's access log on the DuckDB target: a DuckDB file of its own (the "
+        "pipeline owns the warehouse file)")
+
+    # -- Tableau (reporting/tableau: `tokenwatch tableau publish`) ---------------------------
+    tableau_server_url: Annotated[str | None, Blank] = _var(
+        "TOKENWATCH_TABLEAU_SERVER_URL", None,
+        "Tableau Server or Cloud to publish the extracts to (`https://...`); unset: no "
+        "publishing")
+    tableau_site: str = _var(
+        "TOKENWATCH_TABLEAU_SITE", "",
+        "the Tableau site's content URL (as in `/#/site/<site>/`); empty: the default site")
+    tableau_token_name: Annotated[str | None, Blank] = _var(
+        "TOKENWATCH_TABLEAU_TOKEN_NAME", None, "the personal access token's name")
+    tableau_token_secret: Annotated[SecretStr | None, Blank] = _var(
+        "TOKENWATCH_TABLEAU_TOKEN_SECRET", None,
+        "the personal access token's secret, from a secret store")
+    tableau_project: Annotated[str, Blank] = _var(
+        "TOKENWATCH_TABLEAU_PROJECT", "tokenwatch",
+        "the Tableau project the extracts are published to (created when missing)")
+
     _invalid: dict[str, str] = PrivateAttr(default_factory=dict)
 
     # -- validation: today's messages ------------------------------------------------------

@@ -39,6 +39,36 @@ class SnowflakeLoadError(RuntimeError):
 LOAD_STAGE = "_tokenwatch_load"
 
 
+def connect_kwargs_from_env() -> dict:
+    """The connector's keyword arguments from the TOKENWATCH_SNOWFLAKE_* settings
+    (ingestion and the reports API connect alike); ValueError naming what is missing."""
+    s = config.settings()  # TOKENWATCH_SNOWFLAKE_* (config.SNOWFLAKE_SETTINGS)
+    password = config.secret(s.snowflake_password)
+    missing = [ENV_PREFIX + v for v in ("ACCOUNT", "USER")
+               if not getattr(s, f"snowflake_{v.lower()}")]
+    if not password and not s.snowflake_private_key_path:
+        missing.append(f"{ENV_PREFIX}PASSWORD or {ENV_PREFIX}PRIVATE_KEY_PATH")
+    if missing:
+        raise ValueError(f"the snowflake warehouse needs {', '.join(missing)} to be set")
+    kwargs: dict = {"account": s.snowflake_account, "user": s.snowflake_user,
+                    "database": s.snowflake_database,
+                    "application": "tokenwatch"}  # -> open()
+    for key in ("role", "warehouse", "host", "protocol"):
+        value = getattr(s, f"snowflake_{key}")
+        if value:
+            kwargs[key] = value
+    if s.snowflake_port is not None:
+        kwargs["port"] = s.snowflake_port
+    if s.snowflake_private_key_path:
+        kwargs["private_key_file"] = s.snowflake_private_key_path
+        passphrase = config.secret(s.snowflake_private_key_passphrase)
+        if passphrase:
+            kwargs["private_key_file_pwd"] = passphrase
+    else:
+        kwargs["password"] = password
+    return kwargs
+
+
 class SnowflakeWarehouse(Warehouse):
     name = "snowflake"
     type_map = {"text": "VARCHAR", "bigint": "NUMBER(38,0)", "integer": "NUMBER(38,0)",
@@ -56,31 +86,7 @@ class SnowflakeWarehouse(Warehouse):
 
     @classmethod
     def from_env(cls) -> SnowflakeWarehouse:
-        s = config.settings()  # TOKENWATCH_SNOWFLAKE_* (config.SNOWFLAKE_SETTINGS)
-        password = config.secret(s.snowflake_password)
-        missing = [ENV_PREFIX + v for v in ("ACCOUNT", "USER")
-                   if not getattr(s, f"snowflake_{v.lower()}")]
-        if not password and not s.snowflake_private_key_path:
-            missing.append(f"{ENV_PREFIX}PASSWORD or {ENV_PREFIX}PRIVATE_KEY_PATH")
-        if missing:
-            raise ValueError(f"the snowflake warehouse needs {', '.join(missing)} to be set")
-        kwargs: dict = {"account": s.snowflake_account, "user": s.snowflake_user,
-                        "database": s.snowflake_database,
-                        "application": "tokenwatch"}  # -> open()
-        for key in ("role", "warehouse", "host", "protocol"):
-            value = getattr(s, f"snowflake_{key}")
-            if value:
-                kwargs[key] = value
-        if s.snowflake_port is not None:
-            kwargs["port"] = s.snowflake_port
-        if s.snowflake_private_key_path:
-            kwargs["private_key_file"] = s.snowflake_private_key_path
-            passphrase = config.secret(s.snowflake_private_key_passphrase)
-            if passphrase:
-                kwargs["private_key_file_pwd"] = passphrase
-        else:
-            kwargs["password"] = password
-        return cls.open(**kwargs)
+        return cls.open(**connect_kwargs_from_env())
 
     @classmethod
     def open(cls, database: str, **connect_kwargs) -> SnowflakeWarehouse:

@@ -42,7 +42,8 @@ def test_every_command_is_listed():
     commands = {" ".join(c) for c in _commands()}
     for name in ("", "serve", "db info", "db migrate", "audit verify", "audit checkpoint",
                  "lifecycle show", "lifecycle seed", "demo", "simulate", "stack up",
-                 "stack down", "stack status", "ingest", "datadog push", "datadog check"):
+                 "stack down", "stack status", "ingest", "datadog push", "datadog check",
+                 "reports serve", "reports metrics", "tableau extract", "tableau publish"):
         assert name in commands, name
 
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from tests.warehouses import Built
 from tests.dbt.dbt_runner import run_dbt
+from tests.warehouses import Built
 
 
 @pytest.fixture(scope="module")

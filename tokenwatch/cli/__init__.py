@@ -16,9 +16,11 @@ from tokenwatch.cli import (
     demo,
     ingest,
     lifecycle_cmd,
+    reports,
     serve,
     simulate,
     stack,
+    tableau,
 )
 
 app = typer.Typer(help="tokenwatch: a reporting warehouse for payment tokens in digital wallets.",
@@ -32,6 +34,8 @@ app.command("simulate", help=simulate.simulate.__doc__)(simulate.simulate)
 app.add_typer(stack.app, name="stack")
 app.command("ingest", help=ingest.ingest.__doc__)(ingest.ingest)
 app.add_typer(datadog_cmd.app, name="datadog")
+app.add_typer(reports.app, name="reports")
+app.add_typer(tableau.app, name="tableau")
 
 err = Console(stderr=True)
 
