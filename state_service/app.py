@@ -37,7 +37,7 @@ from state_service.schemas import (
     TokenDetail,
     TokenState,
     TransitionRequest,
-    _no_pan,
+    no_pan,
 )
 from state_service.store import (
     DatabaseUnavailable,
@@ -49,7 +49,7 @@ from state_service.store import (
 from tokenwatch import config
 
 log = logging.getLogger("tokenwatch.state_service")
-TokenRefPath = Annotated[str, Path(pattern=IDENTIFIER), AfterValidator(_no_pan)]
+TokenRefPath = Annotated[str, Path(pattern=IDENTIFIER), AfterValidator(no_pan)]
 #: Documents the bearer scheme in the OpenAPI; the check itself runs in ``guard.Guard``, before
 #: the body is read.
 _bearer = HTTPBearer(auto_error=False, description=(

@@ -35,7 +35,8 @@ PAN_MESSAGE = ("looks like a card number (PAN); send an opaque reference or a PA
                "never a card number")
 
 
-def _no_pan(value: str) -> str:
+def no_pan(value: str) -> str:
+    """A validator: ``value`` unless it looks like a PAN (tokenwatch/pan.py), then a 422/400."""
     if looks_like_pan(value):
         raise ValueError(PAN_MESSAGE)
     return value
@@ -72,15 +73,15 @@ def _timestamp_string(value: Any) -> Any:
     return value
 
 
-Identifier = Annotated[str, Field(pattern=IDENTIFIER), AfterValidator(_no_pan)]
+Identifier = Annotated[str, Field(pattern=IDENTIFIER), AfterValidator(no_pan)]
 #: wallet_id: one of the registry's; the schema lists them, so a fuzzer sends only those.
-WalletId = Annotated[str, AfterValidator(_no_pan), AfterValidator(_registered_wallet),
+WalletId = Annotated[str, AfterValidator(no_pan), AfterValidator(_registered_wallet),
                      WithJsonSchema({"type": "string", "enum": list(wallets.wallet_ids()),
                                      "description": "A registered wallet (tokenwatch/wallets.py)"
                                                     "; any other wallet id is refused."})]
 CardRef = Annotated[str, Field(pattern=CARD_REF, description=(
     "An opaque card reference or a PAR. A value holding a card number is refused.")),
-    AfterValidator(_no_pan)]
+    AfterValidator(no_pan)]
 OccurredAt = Annotated[datetime, BeforeValidator(_timestamp_string), WithJsonSchema({
     "type": "string", "pattern": OCCURRED_AT,
     "description": "When it happened, by the writer's clock: RFC 3339 with a timezone offset, "

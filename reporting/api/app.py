@@ -39,7 +39,7 @@ from reporting.api.auth import Keys
 from reporting.api.gate import GateStatus, worst
 from reporting.api.readers import QueryTimeout, Reader, WarehouseUnavailable
 from reporting.api.timeline import StateSource, timeline
-from state_service.schemas import IDENTIFIER, _no_pan
+from state_service.schemas import IDENTIFIER, no_pan
 
 log = logging.getLogger("tokenwatch.reports")
 OPEN_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
@@ -399,7 +399,7 @@ def create_app(*, reader: Reader, layer: semantic.SemanticLayer, keys: Mapping[s
                  404: {"model": schemas.ErrorBody, "description": "No such token"},
                  504: query_errors[504]})
     def get_timeline(request: Request, token_ref: Annotated[
-            str, Path(pattern=IDENTIFIER), AfterValidator(_no_pan)]):
+            str, Path(pattern=IDENTIFIER), AfterValidator(no_pan)]):
         """A token's live state and history (state service) with its spans and wallet events
         (warehouse), merged in time."""
         if state is None:
