@@ -69,7 +69,8 @@ def command():
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for chatty in ("httpx", "metricflow", "metricflow_semantics"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         command()(prog_name="tokenwatch")
     except Exception as exc:  # noqa: BLE001 - one readable line and a non-zero exit, no traceback

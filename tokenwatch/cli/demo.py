@@ -260,6 +260,16 @@ def _where_next(out: Console, stack, log_path: Path, verbose: bool, charts=()) -
         rows.append(("KPI charts (PNG, SVG)", f"{_rel(charts[0].png.parent)}/   ("
                      + ", ".join(c.png.name for c in charts) + "; in Dagster: asset "
                      "reports/charts)"))
+    from reporting.tableau.extract import default_dir
+
+    extracts = sorted(default_dir().glob("*.hyper"))
+    if extracts:
+        rows.append(("Tableau extracts", f"{_rel(default_dir())}/   ("
+                     + ", ".join(e.name for e in extracts) + "; only the days the gate passed; "
+                     f"publish: {cli} tableau publish)"))
+    rows.append(("reports API", f"TOKENWATCH_REPORT_KEYS=me:<a key of 16+ characters> {cli} "
+                 "reports serve   then curl -H 'Authorization: Bearer <the key>' "
+                 "http://127.0.0.1:8090/v1/metrics"))
     if not verbose:
         rows.append(("the demo's log", f"{_rel(log_path)}   (or: {cli} demo --verbose)"))
     for name, what in rows:
