@@ -167,6 +167,13 @@ class Settings(BaseSettings):
     checkpoint_retention_days: int = _var(
         "TOKENWATCH_CHECKPOINT_RETENTION_DAYS", 2557,
         "how long a checkpoint is locked (COMPLIANCE mode): seven years")
+    audit_pack_dir: Annotated[Path | None, Blank] = _var(
+        "TOKENWATCH_AUDIT_PACK_DIR", None,
+        "where the compliance job writes the audit packs (one folder per pack)")
+    audit_pack_bucket: Annotated[str | None, Blank] = _var(
+        "TOKENWATCH_AUDIT_PACK_BUCKET", None,
+        "an S3 bucket the compliance job also uploads each pack to, under the pack folder's "
+        "name (in prod: the object store auditors read, ideally with Object Lock)")
 
     # -- sources and the local world -----------------------------------------------------
     bucket: str = _var(
@@ -530,6 +537,11 @@ def home() -> Path:
         path.mkdir(parents=True, exist_ok=True)
         path.chmod(0o700)  # (as root, pgserver opens it for its own user when it starts)
     return path
+
+
+def audit_pack_dir() -> Path:
+    """``TOKENWATCH_AUDIT_PACK_DIR``, default ``$TOKENWATCH_HOME/audit-packs``."""
+    return settings().audit_pack_dir or home() / "audit-packs"
 
 
 def env_name() -> str:

@@ -9,6 +9,7 @@ import dagster as dg
 
 from ingestion.sources.s3 import newest_keys
 from orchestration.automation import schedule_status, sensor_status
+from orchestration.defs.audit.retention import SPECS as RETENTION_SPECS
 from orchestration.defs.gate.checks import SPECS
 from orchestration.resources import SourcesResource
 
@@ -44,10 +45,13 @@ def new_lake_objects(context: dg.SensorEvaluationContext, sources: SourcesResour
                          tags={"tokenwatch/trigger": "new_lake_objects"})
 
 
+#: the audit marts' retention and hot-tier checks are daily controls: the compliance job's only
+RETENTION_CHECKS = dg.AssetSelection.checks(*(
+    dg.AssetCheckKey(spec.asset_key, spec.name) for spec in RETENTION_SPECS))
 MARTS = dg.AssetSelection.groups(
     "staging", "intermediate", "reference", "wallet", "lifecycle", "compliance", "publication",
     "reports"
-    ) - dg.AssetSelection.assets(["datadog", "dashboards_and_monitors"])
+    ) - dg.AssetSelection.assets(["datadog", "dashboards_and_monitors"]) - RETENTION_CHECKS
 COMPLIANCE = (dg.AssetSelection.groups("compliance").upstream() - RAW
               ) | dg.AssetSelection.groups("audit")
 
@@ -57,7 +61,9 @@ marts_job = dg.define_asset_job(
 compliance_job = dg.define_asset_job(
     "compliance", selection=COMPLIANCE,
     description="A checkpoint of the transition log and its verification, the audit marts "
-                "and their checks (hash chains, exceptions, PAN scan).")
+                "and their checks (hash chains, exceptions, PAN scan, retention and hot tier), "
+                "the day's audit pack (and the month's on its last day) and the check that the "
+                "daily review ran.")
 
 
 @dg.schedule(job=marts_job, cron_schedule="5 * * * *", execution_timezone="UTC",

@@ -1,9 +1,13 @@
-"""What tokenwatch may publish to Datadog: the KPI metrics and the tag keys they may carry.
+"""What tokenwatch may publish to Datadog: the KPI metrics, the control metrics and the tag
+keys they may carry.
 
-The metrics, their units and descriptions are declared once, in the dbt marts' yml (under each
-KPI column's ``config: meta: kpi:``; ``tokenwatch/kpis.py`` reads them): ``publish`` refuses a
-metric that is not declared, and a test checks that every metric a dashboard or monitor
-queries is. Adding a KPI means adding its yml block (dbt_project/README.md).
+The KPI metrics, their units and descriptions are declared once, in the dbt marts' yml (under
+each KPI column's ``config: meta: kpi:``; ``tokenwatch/kpis.py`` reads them). The control
+metrics are not mart columns: they measure tokenwatch's own compliance controls when those run
+(the audit pack, the daily review, retention), so they are declared here, in
+``CONTROL_METRICS``. ``publish`` refuses a metric declared in neither, and a test checks that
+every metric a dashboard or monitor queries is. Adding a KPI means adding its yml block
+(dbt_project/README.md); adding a control metric, a line below.
 """
 
 from __future__ import annotations
@@ -28,6 +32,23 @@ def kpi_metrics(contract: kpis.Contract | None = None) -> MappingProxyType[str, 
 
 KPI_METRICS: MappingProxyType[str, Kpi] = kpi_metrics()
 
+#: Metrics of tokenwatch's compliance controls (reporting/datadog/controls.py sends them, stamped
+#: with the time the control ran, not with a partition): metric -> unit and description.
+CONTROL_METRICS: MappingProxyType[str, Kpi] = MappingProxyType({
+    "tokenwatch.audit.pack.generated": Kpi(
+        "packs", "Audit packs built (1 per pack), per period (day or month)"),
+    "tokenwatch.audit.pack.controls_failed": Kpi(
+        "controls", "PCI DSS controls a pack's evidence failed (0 when all pass), per period"),
+    "tokenwatch.audit.chain.findings": Kpi(
+        "findings", "Hash-chain findings in the latest pack, per side (postgres, warehouse)"),
+    "tokenwatch.audit.review.age_hours": Kpi(
+        "hours", "Hours since the end of the last day whose daily audit pack verifies, without a "
+                 "gap"),
+    "tokenwatch.audit.marts.missing_days": Kpi(
+        "days", "Days the source holds that the audit marts lack, per tier (retention: 12 "
+                "months, hot: 90 days)"),
+})
+
 #: Tag keys a KPI point may carry. Each has a small, fixed set of values, so every metric has
 #: a bounded number of time series (Datadog bills and slows down per series). Never a token,
 #: card or event identifier: those are unbounded and some are sensitive.
@@ -38,8 +59,15 @@ KPI_METRICS: MappingProxyType[str, Kpi] = kpi_metrics()
 #:   state           the lifecycle states (state_service/lifecycle.py, ten of them)
 #:   reason          the reason codes (state_service/lifecycle.py REASON_CODES)
 #:   exception_type  the audit's exception kinds     (a fixed list in the audit)
+#:   period          day | month                     (an audit pack's period)
+#:   side            postgres | warehouse            (who verified the hash chains)
+#:   tier            retention | hot                 (12 months, the last 90 days)
 TAG_KEYS: frozenset[str] = frozenset(
-    {"env", "wallet", "network", "decision", "state", "reason", "exception_type"})
+    {"env", "wallet", "network", "decision", "state", "reason", "exception_type", "period",
+     "side", "tier"})
 
-#: Tag keys of the publication events (not metrics: a per-day tag is fine on an event).
-EVENT_TAG_KEYS: frozenset[str] = frozenset({"env", "partition", "publication"})
+#: Tag keys of the publication and audit events (not metrics: a per-day tag is fine on an
+#: event). ``audit``: the control (pack, retention, hot_tier, review) and ``status`` its
+#: outcome (passed, failed).
+EVENT_TAG_KEYS: frozenset[str] = frozenset({"env", "partition", "publication", "audit",
+                                            "status"})

@@ -1,8 +1,10 @@
-"""Datadog events about a partition's publication: withheld (error) or done (info).
+"""Datadog events about a partition's publication: withheld (error) or done (info); and about
+the compliance controls of a partition: an audit control failed (error) or a pack was built.
 
-Tagged ``env``, ``partition`` and ``publication:withheld|done``; the "no publication" monitor
-counts the ``publication:done`` events. Texts are redacted of PAN-like numbers and cut to
-Datadog's limits (title 100, text 4000 characters).
+Publication events are tagged ``env``, ``partition`` and ``publication:withheld|done``; the "no
+publication" monitor counts the ``publication:done`` events. Audit events are tagged ``env``,
+``partition``, ``audit:<control>`` and ``status:passed|failed``. Texts are redacted of PAN-like
+numbers and cut to Datadog's limits (title 100, text 4000 characters).
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ MAX_TEXT = 4000
 MAX_TITLE = 100
 
 
-def _tags(partition: str, env: str | None, publication: str) -> list[str]:
+def _tags(partition: str, env: str | None, publication: str | None = None,
+          **more: str) -> list[str]:
     if not isinstance(partition, str) or not PARTITION.fullmatch(partition):
         raise ValueError(f"partition {partition!r} is not a partition key such as 2026-01-15")
-    tags = [f"env:{env or config.env_name()}", f"partition:{partition}",
-            f"publication:{publication}"]
+    tags = [f"env:{env or config.env_name()}", f"partition:{partition}"]
+    tags += [f"publication:{publication}"] if publication else []
+    tags += [f"{key}:{value}" for key, value in more.items()]
     problem = tags_problem(tags, EVENT_TAG_KEYS)
     if problem:
         raise ValueError(f"event for partition {partition}: {problem}")
@@ -42,10 +46,12 @@ def _text(lines: list[str]) -> str:
 
 
 def _post(title: str, lines: list[str], alert_type: str, tags: list[str],
-          partition: str, client_options: Mapping[str, Any]) -> Any:
+          partition: str, client_options: Mapping[str, Any],
+          aggregation: str = "publication") -> Any:
     with connected(client_options) as dd:
         return dd.Event.create(title=title[:MAX_TITLE], text=_text(lines), alert_type=alert_type,
-                               tags=tags, aggregation_key=f"tokenwatch-publication-{partition}",
+                               tags=tags,
+                               aggregation_key=f"tokenwatch-{aggregation}-{partition}",
                                attach_host_name=False)
 
 
@@ -76,3 +82,35 @@ def publication_done(partition: str, result: PublishResult,
     lines += [f"- {name}" for name in result.metrics]
     return _post(f"tokenwatch: KPIs published for {partition}", lines, "info", tags, partition,
                  client_options)
+
+
+def audit_failed(partition: str, control: str, why: str,
+                 client_options: Mapping[str, Any], env: str | None = None,
+                 runbook: str = "") -> Any:
+    """Post an error event: the audit control ``control`` (pack, retention, hot_tier, review)
+    failed for ``partition``, what it found and what to do. Returns Datadog's answer."""
+    if not why:
+        raise ValueError(f"audit control {control} failed for {partition} without a reason")
+    tags = _tags(partition, env, audit=control, status="failed")
+    lines = [f"Audit control **{control}** failed for partition **{partition}**.", "",
+             redact(" ".join(str(why).split()))]
+    lines += ["", f"Runbook: {runbook}"] if runbook else []
+    return _post(f"tokenwatch: audit {control} failed for {partition}", lines, "error", tags,
+                 partition, client_options, aggregation=f"audit-{control}")
+
+
+def audit_pack_built(partition: str, period: str, controls: Mapping[str, str],
+                     location: str, client_options: Mapping[str, Any],
+                     env: str | None = None) -> Any:
+    """Post the event of a built pack: info when every control passed, error otherwise (the
+    pack is written either way: a failing control is evidence). Returns Datadog's answer."""
+    failed = sorted(c for c, verdict in controls.items() if verdict == "fail")
+    status = "failed" if failed else "passed"
+    tags = _tags(partition, env, audit="pack", status=status)
+    lines = [f"Audit pack ({period}) for **{partition}**: {len(controls)} control(s), "
+             f"{len(failed)} failed. Written to `{location}`.", ""]
+    lines += [f"- **{c}**: {controls[c]}" for c in sorted(controls)]
+    title = (f"tokenwatch: audit pack for {partition}: {len(failed)} control(s) failed"
+             if failed else f"tokenwatch: audit pack for {partition} built")
+    return _post(title, [redact(line) for line in lines], "error" if failed else "info", tags,
+                 partition, client_options, aggregation="audit-pack")

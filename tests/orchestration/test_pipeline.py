@@ -370,4 +370,4 @@ def test_dashboards_and_monitors_asset_creates_then_updates_nothing(pipeline, lo
     listed = [r for r in read_records(local_stack.intake_records)
               if r["path"] in ("/api/v1/dashboard", "/api/v1/monitor") and r["method"] == "POST"]
     titles = [r["body"].get("title") or r["body"].get("name") for r in listed]
-    assert len(titles) == len(set(titles)) == 8
+    assert len(titles) == len(set(titles)) == 12

@@ -130,6 +130,7 @@ def test_every_step_that_opens_the_warehouse_is_in_the_pool():
     by_node = {n.name: n.definition.pool for n in compliance.graph.node_dict.values()}
     assert by_node["raw__chain_checkpoints"] == WAREHOUSE_POOL, by_node
     assert by_node["tokenwatch_dbt"] == WAREHOUSE_POOL
+    assert by_node["audit__pack"] == by_node["audit_retention_checks"] == WAREHOUSE_POOL
 
 
 def test_the_shipped_instance_limits_the_pool_to_one_writer(instance):

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from reporting.datadog import as_code, client
-from reporting.datadog.catalog import KPI_METRICS
+from reporting.datadog.catalog import CONTROL_METRICS, KPI_METRICS
 from reporting.datadog.events import publication_done, publication_withheld
 from reporting.datadog.rules import metric_problem
 from reporting.datadog.series import KpiPoint, publish
@@ -190,7 +190,7 @@ def _listed(intake) -> tuple[list[dict], list[dict]]:
 def test_dashboards_and_monitors_are_created_then_updated_never_duplicated(intake):
     first = as_code.push(_options(intake))
     assert [(p.kind, p.action) for p in first] == [("dashboard", "created")] * 4 + [
-        ("monitor", "created")] * 4
+        ("monitor", "created")] * 8
     assert [p.title for p in first][:4] == [
         "tokenwatch: Compliance", "tokenwatch: Provision States", "tokenwatch: Token States",
         "tokenwatch: Wallet Performance"]
@@ -211,7 +211,7 @@ def test_dashboards_and_monitors_are_created_then_updated_never_duplicated(intak
     assert {p.id: p.action for p in third if p.action != "unchanged"} == {
         dash: "updated", mon: "updated"}
     dashboards, monitors = _listed(intake)
-    assert len(dashboards) == 4 and len(monitors) == 4
+    assert len(dashboards) == 4 and len(monitors) == 8
     assert {d["title"] for d in dashboards} == {p.title for p in first[:4]}
     assert all(as_code.MARKER in d["description"] for d in dashboards)
     assert all(as_code.MANAGED_TAG in m["tags"] for m in monitors)
@@ -245,8 +245,9 @@ def _queries(node) -> list[str]:
 
 
 def _undeclared_and_unshown() -> tuple[set[str], set[str]]:
-    """The tokenwatch.* metrics the dashboards and monitors query that the dbt project does not
-    declare (tokenwatch/kpis.py), and the declared ones that no dashboard or monitor shows."""
+    """The tokenwatch.* metrics the dashboards and monitors query that are declared neither by
+    the dbt project (tokenwatch/kpis.py) nor as control metrics (catalog.CONTROL_METRICS), and
+    the declared ones that no dashboard or monitor shows."""
     referenced = set()
     for kind in as_code.FOLDERS:
         for body in as_code.definitions(kind):
@@ -254,14 +255,15 @@ def _undeclared_and_unshown() -> tuple[set[str], set[str]]:
             assert queries, f"{kind} {body[as_code.TITLE[kind]]!r} has no query"
             for query in queries:
                 referenced |= set(METRIC_IN_QUERY.findall(query))
-    declared = set(kpis.contract().metrics)
+    declared = set(kpis.contract().metrics) | set(CONTROL_METRICS)
     return referenced - declared, declared - referenced
 
 
 def test_every_metric_in_a_dashboard_or_monitor_is_declared():
     assert _undeclared_and_unshown() == (set(), set())  # and every KPI is on some dashboard
     assert set(KPI_METRICS) == set(kpis.contract().metrics)  # what publish accepts
-    assert [name for name in KPI_METRICS if metric_problem(name)] == []
+    assert [name for name in {**KPI_METRICS, **CONTROL_METRICS} if metric_problem(name)] == []
+    assert not set(KPI_METRICS) & set(CONTROL_METRICS)  # a metric is declared in one place
 
 
 def test_a_dashboard_querying_an_undeclared_metric_fails_the_check(tmp_path, monkeypatch):
@@ -314,11 +316,11 @@ def test_cli_push_and_check_against_the_intake(intake, clean_env):
     runner = CliRunner()
     first = runner.invoke(cli.app, ["datadog", "push"])
     assert first.exit_code == 0, first.output
-    assert "8 created, 0 updated, 0 unchanged" in first.output
+    assert "12 created, 0 updated, 0 unchanged" in first.output
     assert "Compliance" in first.output
     assert "[tokenwatch]" in first.output  # monitor names are not eaten as rich markup
     second = runner.invoke(cli.app, ["datadog", "push"])
-    assert "0 created, 0 updated, 8 unchanged" in second.output
+    assert "0 created, 0 updated, 12 unchanged" in second.output
     check = runner.invoke(cli.app, ["datadog", "check"])
     assert check.exit_code == 0 and "API key valid" in check.output
     assert intake.url in check.output and KEY not in check.output
@@ -351,3 +353,96 @@ def test_a_pan_in_a_tag_or_name_is_refused_and_never_echoed_however_written(writ
         assert problem is not None and "PAN" in problem
         assert "1111 1111" not in problem and "1111-1111" not in problem
         assert "4111111111111111" not in problem
+
+
+# -- the compliance controls: their metrics, events and monitors ------------------------------
+
+AUDIT_MONITORS = {"chain_break": "10.3.4", "missed_daily_review": "10.4.1.1",
+                  "stale_audit_mart": "10.5.1", "failed_audit_pack": "10.7.2"}
+
+
+def test_a_built_pack_sends_its_control_points_and_event(intake):
+    from reporting.datadog import controls
+    from reporting.datadog.events import audit_pack_built
+
+    verdicts = {"10.3.4": "fail", "10.5.1": "pass", "10.2.1.4": "not checked"}
+    points = controls.pack_points("day", verdicts, {"postgres": 2, "warehouse": 2}, "prod",
+                                  at=DAY)
+    points += [controls.review_point(2.5, "prod", at=DAY),
+               controls.missing_days_point("hot", 0, "prod", at=DAY)]
+    result = controls.send(points, _options(intake))
+    sent = {(s["metric"], tuple(s["tags"])): s["points"][0][1] for s in _sent(intake)}
+    assert sent == {
+        ("tokenwatch.audit.chain.findings", ("env:prod", "side:postgres")): 2.0,
+        ("tokenwatch.audit.chain.findings", ("env:prod", "side:warehouse")): 2.0,
+        ("tokenwatch.audit.marts.missing_days", ("env:prod", "tier:hot")): 0.0,
+        ("tokenwatch.audit.pack.controls_failed", ("env:prod", "period:day")): 1.0,
+        ("tokenwatch.audit.pack.generated", ("env:prod", "period:day")): 1.0,
+        ("tokenwatch.audit.review.age_hours", ("env:prod",)): 2.5}
+    assert set(result.metrics) <= set(CONTROL_METRICS)
+    audit_pack_built("2026-01-01", "day", verdicts, "/packs/tokenwatch-audit-2026-01-01",
+                     _options(intake), env="prod")
+    [event] = [r["body"] for r in read_records(intake.records, "/api/v1/events")]
+    assert event["alert_type"] == "error"
+    assert event["tags"] == ["env:prod", "partition:2026-01-01", "audit:pack", "status:failed"]
+    assert "1 failed" in event["text"] and "**10.3.4**: fail" in event["text"]
+
+
+def test_a_side_that_was_not_checked_sends_no_false_zero():
+    from reporting.datadog.controls import pack_points
+
+    points = pack_points("month", {"10.3.4": "not checked"}, {"warehouse": 0}, "prod", at=DAY)
+    assert [p.metric for p in points].count("tokenwatch.audit.chain.findings") == 1
+    assert {p.tags for p in points if "chain" in p.metric} == {("env:prod", "side:warehouse")}
+
+
+@pytest.mark.parametrize(("call", "reason"), [
+    (lambda c: c.pack_points("week", {}, {}, "prod"), "period 'week'"),
+    (lambda c: c.pack_points("day", {}, {"mysql": 1}, "prod"), "unknown side"),
+    (lambda c: c.missing_days_point("cold", 1, "prod"), "tier 'cold'"),
+])
+def test_bad_control_points_are_refused(call, reason):
+    from reporting.datadog import controls
+
+    with pytest.raises(ValueError, match=reason):
+        call(controls)
+
+
+def test_an_audit_failure_event_names_the_control_and_its_runbook(intake):
+    from reporting.datadog.events import audit_failed
+
+    audit_failed("2026-01-01", "retention", f"lacks 2026-01-01 (note {PAN})", _options(intake),
+                 env="prod", runbook="re-run the compliance job")
+    [event] = [r["body"] for r in read_records(intake.records, "/api/v1/events")]
+    assert event["alert_type"] == "error"
+    assert event["tags"] == ["env:prod", "partition:2026-01-01", "audit:retention",
+                             "status:failed"]
+    assert "Runbook: re-run the compliance job" in event["text"] and PAN not in event["text"]
+    with pytest.raises(ValueError, match="without a reason"):
+        audit_failed("2026-01-01", "retention", "", _options(intake), env="prod")
+
+
+def test_every_audit_monitor_has_a_runbook_and_watches_a_control_metric():
+    monitors = {path.stem: json.loads(path.read_text())
+                for path in as_code.FOLDERS["monitor"].glob("*.json")}
+    assert set(AUDIT_MONITORS) <= set(monitors)
+    for name, requirement in AUDIT_MONITORS.items():
+        body = monitors[name]
+        assert "\nRunbook: " in body["message"], name
+        assert f"pci:{requirement}" in body["tags"] and requirement in body["message"]
+        (metric,) = METRIC_IN_QUERY.findall(body["query"])
+        assert metric in CONTROL_METRICS, name
+    # a missed review, stale marts and a pack that never came alert on silence too
+    for name in ("missed_daily_review", "stale_audit_mart", "failed_audit_pack"):
+        assert monitors[name]["options"]["notify_no_data"] is True
+        assert monitors[name]["options"]["no_data_timeframe"] == 26 * 60
+
+
+def test_the_compliance_dashboard_shows_every_control_metric():
+    [dashboard] = [d for d in as_code.definitions("dashboard")
+                   if d["title"] == "tokenwatch: Compliance"]
+    shown = {m for q in _queries(dashboard) for m in METRIC_IN_QUERY.findall(q)}
+    assert set(CONTROL_METRICS) | {"tokenwatch.audit.exceptions"} == shown
+    titles = " ".join(w["definition"].get("title", "") for w in dashboard["widgets"])
+    for topic in ("by type", "Chain", "Review", "Pack generation"):
+        assert topic in titles

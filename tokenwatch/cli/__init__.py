@@ -58,6 +58,9 @@ def command():
         ctx = type(root.context_class(root))(cmd, info_name=cmd.name)
         params = [*cmd.params, cmd.get_help_option(ctx)]
         for param in params:
+            if param is not None and param.param_type_name == "argument" and param.metavar:
+                # an argument's metavar names it (``DIR``): no type placeholder beside it
+                param.display_type_rich = lambda ctx: None
             if param is None or param.metavar is not None:
                 continue
             if getattr(param, "is_flag", False) or getattr(param, "count", False):

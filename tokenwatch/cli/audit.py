@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 app = typer.Typer(help="Compliance checks on the state service's records.", no_args_is_help=True)
 out = Console()
@@ -98,3 +100,89 @@ def checkpoint_cmd() -> None:
         wh.close()
     out.print(f"checkpoint {cp.seq}: {cp.rows:,} row(s), digest {cp.digest[:16]}..., "
               f"s3://{bucket}/{cp.key.partition('?')[0]} (locked)")
+
+
+def _day(value: str, option: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a day (YYYY-MM-DD)", param_hint=option
+                                 ) from None
+
+
+@app.command("report")
+def report_cmd(
+    day_from: str = typer.Option(..., "--from", metavar="DAY", help="First day (UTC), "
+                                 "YYYY-MM-DD."),
+    day_to: str = typer.Option(..., "--to", metavar="DAY", help="Last day (UTC), inclusive."),
+    fmt: str = typer.Option("pdf", "--format", metavar="pdf|html",
+                            help="pdf: the HTML report and its PDF; html: the HTML only."),
+    out_dir: Path = typer.Option(None, "--out", metavar="DIR",
+                                 help="Where the pack folder goes (default "
+                                 "TOKENWATCH_AUDIT_PACK_DIR, else $TOKENWATCH_HOME/audit-packs)."),
+    checkpoints: bool = typer.Option(True, help="Verify PostgreSQL against the checkpoints in "
+                                     "S3 (without them, 10.3.4 is not checked)."),
+) -> None:
+    """Build the audit pack of a period: report (HTML, PDF), CSV evidence, charts and a
+    manifest, from the warehouse (DuckDB: the read replica) and the state service's database
+    as the reader role. Exit 0 every control passed, 1 a control failed or was not checked."""
+    import getpass
+    import logging
+
+    from reporting.api.relations import relation
+    from reporting.audit_pack import build_pack
+    from reporting.audit_pack.pci import CONTROLS
+    from reporting.tableau.extract import open_marts
+    from state_service.server import reader_dsn_from_env
+    from tokenwatch import config
+
+    start, end = _day(day_from, "--from"), _day(day_to, "--to")
+    if fmt not in ("pdf", "html"):
+        raise typer.BadParameter(f"{fmt!r}: expected pdf or html", param_hint="--format")
+    store = _checkpoint_store() if checkpoints else None
+    logging.getLogger("weasyprint").setLevel(logging.WARNING)  # its progress, page by page
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
+    with open_marts() as wh:
+        pack = build_pack(wh, relation=relation, start=start, end=end,
+                          out_dir=out_dir or config.audit_pack_dir(),
+                          pg_dsn=reader_dsn_from_env(),
+                          formats=("pdf", "html") if fmt == "pdf" else ("html",),
+                          generated_by=f"{getpass.getuser()} (tokenwatch audit report)",
+                          checkpoint_store=store)
+    table = Table("control", "verdict", "what it checks", box=None, pad_edge=False)
+    colour = {"pass": "green", "fail": "red"}
+    for control, verdict in pack.controls.items():
+        table.add_row(control, f"[{colour.get(verdict, 'yellow')}]{verdict}[/]",
+                      CONTROLS[control])
+    out.print(table)
+    for finding in pack.summary["findings"]:
+        out.print(f"[red]finding[/] {finding}")
+    out.print(f"pack: {pack.directory} (report {pack.report_pdf or pack.report_html})")
+    if not pack.passed:
+        raise typer.Exit(1)
+
+
+@app.command("check-pack")
+def check_pack_cmd(directory: Path = typer.Argument(..., metavar="DIR",
+                                                    help="The pack's folder.")) -> None:
+    """Verify an audit pack against its manifest: every file's sha256, nothing missing,
+    nothing extra. Exit 0 verified, 1 problems (each file named)."""
+    from reporting.audit_pack import check_pack
+    from reporting.audit_pack.manifest import NAME
+
+    problems = check_pack(directory)
+    if not problems:
+        import json
+
+        files = json.loads((directory / NAME).read_text())["files"]
+        out.print(f"[green]verified[/]: {len(files)} file(s) of {directory} match {NAME}")
+        return
+    table = Table("file", "problem", box=None, pad_edge=False)
+    for problem in problems:
+        name, _, what = problem.partition(": ")
+        table.add_row(name, f"[red]{what or name}[/]")
+    out.print(table)
+    out.print(f"[red]{len(problems)} problem(s)[/]: {directory} does not verify")
+    raise typer.Exit(1)
