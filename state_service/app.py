@@ -19,6 +19,7 @@ from pydantic import AfterValidator, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from state_service import lifecycle
+from state_service.auth_failures import AuthFailures
 from state_service.guard import Guard
 from state_service.metrics import ServiceMetrics
 from state_service.migrate import migrate
@@ -74,6 +75,7 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
     pool = ConnectionPool(dsn, min_size=2, max_size=pool_size, open=False, timeout=5,
                           reconnect_timeout=0, name="tokenwatch-state")
     store = TransitionStore(pool)
+    refused = AuthFailures(pool)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -85,14 +87,18 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
             except Exception as exc:  # noqa: BLE001 - the service still starts; /healthz reports the database
                 log.error("migrations could not run: %s", exc.__class__.__name__)
         pool.open(wait=False)
+        refused.start()
         yield
+        refused.close()  # writes the refused requests still counted
         pool.close()
         metrics.close()
 
     app = FastAPI(title="tokenwatch state service", version="1", lifespan=lifespan,
                   description=DESCRIPTION.format(limit=limit))
     app.state.store = store
-    app.add_middleware(Guard, write_keys=keys, read_keys=readers, max_body_bytes=limit)
+    app.state.auth_failures = refused
+    app.add_middleware(Guard, write_keys=keys, read_keys=readers, max_body_bytes=limit,
+                       refused=refused.record)
 
     @app.exception_handler(StoreError)
     async def _on_store_error(request: Request, exc: StoreError):

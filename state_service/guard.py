@@ -5,6 +5,7 @@ and the body is read only up to a limit.
   they hold no data. Everything else needs ``Authorization: Bearer <key>``.
 - Reads (GET/HEAD) take a read key or a write key; anything else takes a write key. No key or
   an unknown key answers 401; a read key on a write answers 403.
+- Every 401 and 403 is told to ``refused`` (state_service/auth_failures.py records them).
 - A body larger than the limit answers 413, whether ``Content-Length`` says so or a chunked
   body grows past it; the service never holds more than the limit of one request in memory.
 """
@@ -44,8 +45,10 @@ class Guard:
     """ASGI middleware: authentication and the body limit (see the module's docstring)."""
 
     def __init__(self, app: ASGIApp, write_keys: Iterable[str], read_keys: Iterable[str],
-                 max_body_bytes: int):
+                 max_body_bytes: int, refused: Callable[[int, str, str, str], None] | None = None):
         self.app = app
+        #: told of every 401 and 403: (status, method, path, client address)
+        self.refused = refused
         self.write_keys = tuple(k.encode() for k in write_keys)
         self.read_keys = self.write_keys + tuple(k.encode() for k in read_keys)
         self.max_body = max_body_bytes
@@ -58,12 +61,14 @@ class Guard:
         given = _bearer(headers.get(b"authorization", b""))
         reading = scope["method"] in READ_METHODS
         if given is None or not _matches(given, self.read_keys):
+            self._refused(scope, 401)
             await send_json(send, 401, {
                 "error": "unauthorized",
                 "message": "send 'Authorization: Bearer <key>' with a valid key"},
                 [(b"www-authenticate", b"Bearer")])
             return
         if not reading and not _matches(given, self.write_keys):
+            self._refused(scope, 403)
             await send_json(send, 403, {"error": "forbidden",
                                         "message": "this key may read, not write"})
             return
@@ -83,6 +88,11 @@ class Guard:
             return await receive()  # after the body: wait for the client to disconnect
 
         await self.app(scope, replay, send)
+
+    def _refused(self, scope: Scope, status: int) -> None:
+        if self.refused is not None:
+            client = scope.get("client") or ("", 0)
+            self.refused(status, scope["method"], scope["path"], str(client[0] or ""))
 
     async def _read_body(self, headers: dict, receive: Receive, send: Send) -> bytes | None:
         too_large = {"error": "body_too_large",

@@ -4,7 +4,8 @@
   one logs in as it; migrations run as the admin and hand what they create to it.
 * ``tokenwatch_service`` (LOGIN), the state service: SELECT and INSERT on
   ``token_state_transitions`` and ``tokens``, UPDATE on ``tokens`` only for
-  :data:`TRANSITION_COLUMNS`, USAGE on the log's identity sequence. Nothing else: no UPDATE,
+  :data:`TRANSITION_COLUMNS`, USAGE on the log's identity sequence, and SELECT, INSERT and
+  UPDATE on ``auth_failures`` (the refused requests it counts per minute). Nothing else: no UPDATE,
   DELETE or TRUNCATE of the log, no DDL, not the owner (so it cannot disable the trigger), not
   a superuser (so it cannot set ``session_replication_role``).
 * ``tokenwatch_reader`` (LOGIN), ingestion, the gate's reconciliation and ``tokenwatch audit
@@ -39,6 +40,7 @@ LOGIN_ROLES = (SERVICE, READER)
 SCHEMA = "public"
 LOG_TABLE = "token_state_transitions"
 TOKENS_TABLE = "tokens"
+AUTH_FAILURES_TABLE = "auth_failures"
 
 #: The columns of ``tokens`` a transition moves: the only ones the service may UPDATE.
 #: THE ONE PLACE this list is kept. A migration that adds a column the service moves on a
@@ -50,6 +52,8 @@ TRANSITION_COLUMNS: tuple[str, ...] = ("state", "version", "last_hash", "updated
 SERVICE_TABLE_PRIVILEGES: dict[str, tuple[str, ...]] = {
     LOG_TABLE: ("SELECT", "INSERT"),
     TOKENS_TABLE: ("SELECT", "INSERT"),
+    # refused requests, counted per minute (migration 0004): insert, and add to attempts
+    AUTH_FAILURES_TABLE: ("SELECT", "INSERT", "UPDATE"),
 }
 
 #: Each login role's settings (``tokenwatch.config.Settings``): its password and its DSN.

@@ -61,6 +61,7 @@ class Gathered:
     access_by_who: Table
     failed_auth: Table
     access_missing: str | None
+    service_refused: Table
     findings: list[str] = field(default_factory=list)
     counts: dict = field(default_factory=dict)
 
@@ -68,7 +69,7 @@ class Gathered:
         return [self.chains.table(), self.reconciliation, self.wallet_days, self.lake_days,
                 self.exceptions, self.exceptions_by_type, self.quarantine, self.lifecycle,
                 self.past_expiry, self.reviews, self.access, self.access_by_who,
-                self.failed_auth]
+                self.failed_auth, self.service_refused]
 
 
 def default_access_log(wh):
@@ -96,7 +97,8 @@ def gather(wh, relation: Callable[[str], str], period: Period, pg_dsn: str | Non
             wh, relation, period), past_expiry=evidence.past_expiry(found),
         fields=evidence.event_fields(wh, relation, period),
         covered=evidence.covered_days(wh, relation, period), reviews=evidence.reviews(wh, period),
-        access=access, access_by_who=by_who, failed_auth=failed, access_missing=missing)
+        access=access, access_by_who=by_who, failed_auth=failed, access_missing=missing,
+        service_refused=evidence.service_refusals(pg_dsn, period))
     g.findings = findings(g)
     g.counts = counts(g)
     return g
@@ -160,7 +162,15 @@ def counts(g: Gathered) -> dict:
                          f"{len(g.reviews.rows)}",
         "Access records / refused": (g.access_missing or
                                      f"{len(g.access.rows):,} / {len(g.failed_auth.rows):,}"),
+        "State service requests refused": (
+            f"{sum(r[5] for r in g.service_refused.rows):,}" if pg_dsn_read(g) else
+            "not read"),
     }
+
+
+def pg_dsn_read(g: Gathered) -> bool:
+    """The state service's refusals were read (PostgreSQL reachable, the table there)."""
+    return not g.service_refused.note.startswith(evidence.REFUSALS_NOT_READ)
 
 
 def _cell(value) -> str:

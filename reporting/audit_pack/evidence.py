@@ -339,10 +339,39 @@ def access_records(source, period: Period) -> tuple[Table, Table, Table, str | N
     failed = Table("failed_authentications.csv", ACCESS_COLUMNS,
                    [tuple(r[c] for c in ACCESS_COLUMNS) for r in inside
                     if int(r["status"]) in (401, 403)],
-                   "Reports API requests refused for a missing, unknown or insufficient key. "
-                   "The state service records no failed authentication anywhere (no log line, "
-                   "no table): its 401/403 answers are not in this pack.")
+                   "Reports API requests refused for a missing, unknown or insufficient key "
+                   "(the state service's are in service_refused_requests.csv).")
     return records, by_who, failed, missing
+
+
+REFUSALS_COLUMNS = ("minute", "status", "method", "path", "client", "attempts", "first_at",
+                    "last_at")
+REFUSALS_NOT_READ = "Not read:"
+
+
+def service_refusals(pg_dsn: str | None, period: Period) -> Table:
+    """The state service's refused requests (401, 403) of the period, per minute, status,
+    method, path and client: ``auth_failures`` in PostgreSQL (state_service/auth_failures.py)."""
+    name = "service_refused_requests.csv"
+    if pg_dsn is None:
+        return Table(name, REFUSALS_COLUMNS, [],
+                     f"{REFUSALS_NOT_READ} PostgreSQL was not given to this pack.")
+    import psycopg
+
+    first, last = period.bounds
+    try:
+        with psycopg.connect(pg_dsn, connect_timeout=10) as conn:
+            rows = conn.execute(
+                f"select {', '.join(REFUSALS_COLUMNS)} from auth_failures "
+                "where minute >= %s and minute < %s order by minute, status, method, path, "
+                "client", [first, last]).fetchall()
+    except psycopg.Error as error:
+        return Table(name, REFUSALS_COLUMNS, [],
+                     f"{REFUSALS_NOT_READ} {error.__class__.__name__}: {_first(error)}")
+    return Table(name, REFUSALS_COLUMNS, [tuple(r) for r in rows],
+                 "Every request the state service refused in the period (401: no or an unknown "
+                 "key; 403: a read key writing), counted per minute (UTC); paths redacted by "
+                 "the PAN rule.")
 
 
 def _first(error: Exception) -> str:

@@ -241,11 +241,12 @@ def access_section(g) -> str:
     return ("<section><h2>5. Access records</h2>" + missing
             + f"<h3>Who queried which reports</h3>{table(g.access_by_who)}"
             + f"<h3>Every request</h3>{table(g.access)}"
-            + "<h3>Failed authentications</h3>"
-            "<p>The reports API logs refused requests (who is anonymous or invalid). "
-            "<b>The state service records no failed authentication</b>: it answers 401/403 "
-            "without a log line or a table row, so none of its refusals are here (see "
-            "10.2.1.4 for the operator's part).</p>" + table(g.failed_auth) + "</section>")
+            + "<h3>Failed authentications: the reports API</h3>"
+            "<p>The reports API logs refused requests (who is anonymous or invalid).</p>"
+            + table(g.failed_auth)
+            + "<h3>Failed authentications: the state service</h3>"
+            "<p>Every 401 and 403 of the state service, counted per minute in PostgreSQL "
+            "(<code>auth_failures</code>).</p>" + table(g.service_refused) + "</section>")
 
 
 def pci_section(controls: list[Control]) -> str:

@@ -58,13 +58,13 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     Requirement(
         "10.2.1.4", "Invalid logical access attempts are logged",
         "The reports API logs every refused request (who = anonymous or invalid, status 401 or "
-        "403). The state service refuses a missing or unknown key with 401 and a read key on a "
-        "write with 403, but records neither: no log line (its access log is off), no table "
-        "row; only an untagged 4xx latency metric reaches DogStatsD when it is configured.",
-        f"{S_ACCESS}: failed_authentications.csv",
-        "Record the state service's refused requests at its front door (load balancer or API "
-        "gateway access logs) and PostgreSQL's failed logins (log_connections, "
-        "log_disconnections, the server log)."),
+        "403). The state service counts every 401 (a missing or unknown key) and 403 (a read "
+        "key writing) at its front door into PostgreSQL's auth_failures, per minute, method, "
+        "path (PAN-redacted) and client address; its role may add to it, not delete.",
+        f"{S_ACCESS}: failed_authentications.csv, service_refused_requests.csv",
+        "Keep PostgreSQL's own failed logins (log_connections, the server log) and the load "
+        "balancer's logs; the client address is the one the service sees (behind a proxy, "
+        "the proxy's)."),
     Requirement(
         "10.2.1.5", "Changes to identification and authentication credentials are logged",
         "Not by tokenwatch: API keys, read keys and role passwords come from the environment "

@@ -13,7 +13,7 @@ import re
 import shutil
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import psycopg
@@ -101,6 +101,16 @@ def clean_week(pg_server, local_stack, tmp_path_factory) -> CleanWeek:
         assert res.success, res.explain()
         access_log = base / "reports-access.duckdb"
         _write_access_log(access_log)
+        # three requests the state service refused in the period, as its recorder counts them
+        # (state_service/auth_failures.py; the live path is tests/state_service/)
+        refused_at = datetime.combine(FIRST + timedelta(days=1), time(12, 30), tzinfo=UTC)
+        from psycopg.conninfo import make_conninfo
+
+        admin = make_conninfo(pg_server.dsn, dbname=world.database)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("insert into auth_failures values (%s, 401, 'POST', "
+                         "'/v1/tokens/tok-x/transitions', '10.1.2.3', 3, %s, %s)",
+                         [refused_at, refused_at, refused_at])
         yield CleanWeek(path, world.pg_dsn, (s3, bucket), access_log)
     finally:
         drop_database(pg_server, world.database)
@@ -135,6 +145,10 @@ def test_a_clean_week_passes_every_control(clean_pack, clean_week):
     access = (clean_pack.directory / "access_records.csv").read_text()
     failed = (clean_pack.directory / "failed_authentications.csv").read_text().splitlines()
     assert "compliance" in access and len(failed) == 2 and ",invalid," in failed[1]
+    service = (clean_pack.directory / "service_refused_requests.csv").read_text().splitlines()
+    assert len(service) == 2 and ",401,POST,/v1/tokens/tok-x/transitions,10.1.2.3,3," in (
+        service[1])
+    assert clean_pack.summary["counts"]["State service requests refused"] == "3"
     # the reconciliation holds the PostgreSQL count of each day, read independently here
     with psycopg.connect(clean_week.pg_dsn, options="-c TimeZone=UTC") as conn:
         per_day = dict(conn.execute(
