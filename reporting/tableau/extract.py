@@ -236,6 +236,8 @@ def _write_extract(hyper: HyperProcess, wh, relation: Relation, extract: Extract
 class _DuckDBReader:
     """A read-only DuckDB connection with the warehouse's ``query`` (``%s`` placeholders)."""
 
+    name = "duckdb"  # as the warehouses name themselves (quality/pan_scan.py keys on it)
+
     def __init__(self, con: duckdb.DuckDBPyConnection):
         self.con = con
 

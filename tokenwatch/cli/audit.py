@@ -29,6 +29,18 @@ def _checkpoint_store():
     return boto3.client("s3"), audit_bucket()
 
 
+def _source_dsn(fallback) -> str:
+    """The state service's database the warehouse was loaded from, as the reader role: the
+    sources' (ingestion/world.py; locally the stack's, the demo's after ``make demo``), else
+    the service's configured one."""
+    from ingestion.world import world_from_env
+
+    try:
+        return world_from_env().pg_dsn
+    except Exception:  # noqa: BLE001 - no stack file or sources configured: the service's own
+        return fallback()
+
+
 @app.command("verify")
 def verify_cmd(
     checkpoints: bool = typer.Option(True, help="Check against the checkpoints in S3 (without "
@@ -147,7 +159,7 @@ def report_cmd(
     with open_marts() as wh:
         pack = build_pack(wh, relation=relation, start=start, end=end,
                           out_dir=out_dir or config.audit_pack_dir(),
-                          pg_dsn=reader_dsn_from_env(),
+                          pg_dsn=_source_dsn(reader_dsn_from_env),
                           formats=("pdf", "html") if fmt == "pdf" else ("html",),
                           generated_by=f"{getpass.getuser()} (tokenwatch audit report)",
                           checkpoint_store=store)
