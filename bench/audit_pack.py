@@ -16,12 +16,12 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import psutil
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.watched import run_watched  # noqa: E402
 
 CHILD = """
 import json, sys
@@ -47,21 +47,13 @@ else:
 
 
 def run(code: str) -> tuple[float, int, dict]:
-    started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    watched, peak = psutil.Process(proc.pid), 0
-    while proc.poll() is None:
-        try:
-            peak = max(peak, watched.memory_info().rss)
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.05)
+    # the child writes little (one JSON line, or a traceback): the pipes cannot fill
+    seconds, peak, proc = run_watched([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)
     out, err = proc.communicate()
-    seconds = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"the pack failed:\n{err[-4000:]}")
-    return seconds, peak // (1024 * 1024), json.loads(out.strip().splitlines()[-1])
+    return seconds, peak, json.loads(out.strip().splitlines()[-1])
 
 
 def main() -> int:

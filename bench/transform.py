@@ -32,11 +32,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
-import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.watched import run_watched  # noqa: E402
 from ingestion.warehouse.duckdb import DuckDBWarehouse  # noqa: E402
 
 PROJECT_DIR = ROOT / "dbt_project"
@@ -311,21 +311,12 @@ def dbt(args: list[str], env: dict[str, str], log: Path) -> tuple[float, int]:
     """Run dbt in a fresh process; (seconds, peak RSS in MB of that process, sampled)."""
     cmd = [str(Path(sys.executable).parent / "dbt"), *args, "--project-dir", str(PROJECT_DIR),
            "--profiles-dir", str(PROJECT_DIR), "--target", "local"]
-    started = time.perf_counter()
     with log.open("w") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        watched, peak = psutil.Process(proc.pid), 0
-        while proc.poll() is None:
-            try:
-                peak = max(peak, watched.memory_info().rss)
-            except psutil.NoSuchProcess:
-                break
-            time.sleep(0.1)
-    seconds = time.perf_counter() - started
+        seconds, peak, proc = run_watched(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         tail = "\n".join(log.read_text().splitlines()[-40:])
         raise SystemExit(f"dbt {' '.join(args)} failed:\n{tail}")
-    return seconds, peak // (1024 * 1024)
+    return seconds, peak
 
 
 def slowest(target: Path, n: int = 5) -> str:

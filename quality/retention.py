@@ -21,6 +21,7 @@ import psycopg
 from ingestion.sources.transitions import STATE_KEY
 from ingestion.warehouse.base import Warehouse
 from quality.result import CheckResult
+from quality.verdicts import as_date
 
 RETENTION_MONTHS = 12
 HOT_DAYS = 90
@@ -56,7 +57,7 @@ def source_days(source_dsn: str, watermark: int, start: date, end: date) -> set[
     with psycopg.connect(source_dsn) as conn:
         conn.read_only = True
         rows = conn.execute(_SOURCE_SQL, [str(watermark), start, end]).fetchall()
-    return {_as_date(day) for (day,) in rows}
+    return {as_date(day) for (day,) in rows}
 
 
 def mart_days(wh: Warehouse, relation: str, day_expression: str, start: date,
@@ -64,11 +65,7 @@ def mart_days(wh: Warehouse, relation: str, day_expression: str, start: date,
     """The days from ``start`` to ``end`` (inclusive) on which ``relation`` has a row."""
     rows = wh.query(f"select distinct {day_expression} from {relation} "
                     f"where {day_expression} >= %s and {day_expression} <= %s", [start, end])
-    return {_as_date(day) for (day,) in rows}
-
-
-def _as_date(value) -> date:
-    return value if type(value) is date else date.fromisoformat(str(value)[:10])
+    return {as_date(day) for (day,) in rows}
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,8 @@ def _exists(wh) -> bool:
     return True
 
 
-def _as_date(value) -> date:
+def as_date(value) -> date:
+    """A day as a warehouse returns it (DATE, TIMESTAMP or its text) as a ``date``."""
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
@@ -93,7 +94,7 @@ def latest(wh, days: Iterable[date] | None = None) -> dict[date, Verdict]:
         rows = wh.query(f"select day, status, failed_checks, evaluated_at, run_id from {TABLE} "
                         "order by evaluated_at, run_id")
         for day, status, failed, evaluated_at, run_id in rows:
-            day = _as_date(day)
+            day = as_date(day)
             found[day] = Verdict(day, status, tuple(json.loads(failed or "[]")),
                                  evaluated_at, run_id)
     if days is None:

@@ -31,8 +31,10 @@ import uuid
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from sandbox.server_thread import ServerThread
 
 METRIC_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,199}")
 V1_TYPES = {"gauge", "count", "rate"}
@@ -402,22 +404,12 @@ def make_server(records: Path, api_key: str | None = None, host: str = "127.0.0.
     return server
 
 
-class IntakeThread:
+class IntakeThread(ServerThread):
     """The intake in a background thread: ``with IntakeThread(path, key) as intake: intake.url``."""
 
     def __init__(self, records: Path, api_key: str | None = None):
         self.records = Path(records)
-        self.server = make_server(self.records, api_key)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(make_server(self.records, api_key))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -31,9 +31,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree as ET
+
+from sandbox.server_thread import ServerThread
 
 NS = "http://tableau.com/api"
 PRODUCT_VERSION, BUILD, API_VERSION = "2024.2.0", "20242.24.0613.0835", "3.23"
@@ -402,23 +404,13 @@ def make_server(state: StandIn, host: str = "127.0.0.1", port: int = 0) -> Threa
     return server
 
 
-class TableauServerThread:
+class TableauServerThread(ServerThread):
     """The stand-in in a background thread:
     ``with TableauServerThread(store, name, secret) as tableau: tableau.url, tableau.state``."""
 
     def __init__(self, store: Path, token_name: str, token_secret: str, site: str = ""):
         self.state = StandIn(Path(store), token_name, token_secret, site)
-        self.server = make_server(self.state)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(make_server(self.state))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,6 +22,7 @@ from ingestion.contract import S3_PREFIXES
 from ingestion.raw_schema import SCHEMA, TRANSITIONS
 from ingestion.sources.transitions import STATE_KEY
 from quality import verdicts
+from quality.verdicts import as_date
 from state_service.lifecycle import State
 
 Relation = Callable[[str], str]
@@ -102,7 +103,7 @@ def transitions_per_day(wh, relation: Relation, period: Period,
                          f"{relation('fct_token_state_transitions')} where occurred_date >= %s "
                          "and occurred_date <= %s group by occurred_date",
                          [period.start, period.end])
-    mart = {_as_date(d): int(n) for d, n in mart_rows}
+    mart = {as_date(d): int(n) for d, n in mart_rows}
     quarantined = quarantined_transition_ids(wh)
     pg: dict[date, int] | None = None
     unreachable = ""
@@ -223,7 +224,7 @@ def exceptions(wh, relation: Relation, period: Period) -> tuple[Table, Table]:
 
 
 def exceptions_per_day(wh, relation: Relation, period: Period) -> list[tuple]:
-    return [(_as_date(d), t, int(n or 0)) for d, t, n in wh.query(
+    return [(as_date(d), t, int(n or 0)) for d, t, n in wh.query(
         f"select calendar_date, exception_type, findings from "
         f"{relation('audit_daily_summary')} where calendar_date >= %s and calendar_date <= %s "
         "order by calendar_date, exception_type", [period.start, period.end])]
@@ -232,7 +233,7 @@ def exceptions_per_day(wh, relation: Relation, period: Period) -> list[tuple]:
 def covered_days(wh, relation: Relation, period: Period) -> set[date]:
     """The days of the period the audit marts hold (audit_daily_summary has every day of the
     data, zeros included)."""
-    return {_as_date(d) for (d,) in wh.query(
+    return {as_date(d) for (d,) in wh.query(
         f"select distinct calendar_date from {relation('audit_daily_summary')} "
         "where calendar_date >= %s and calendar_date <= %s", [period.start, period.end])}
 
@@ -384,9 +385,3 @@ def _naive(value) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
-def _as_date(value) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])

@@ -10,9 +10,9 @@ and ``relation`` names a model's relation in that warehouse.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime
 from decimal import Decimal
 
+from quality.verdicts import as_date
 from reporting.charts.style import wallet_name
 
 Query = Callable[..., list[tuple]]
@@ -22,14 +22,6 @@ Relation = Callable[[str], str]
 CHART_MARTS = ("wallet_provisioning_daily", "provisioning_funnel", "wallet_service_daily",
                "token_state_daily")
 PERCENTILES = ("p50", "p95", "p99")
-
-
-def day_of(value) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
 
 
 def _num(value) -> float | None:
@@ -47,7 +39,7 @@ def success_rate(query: Query, relation: Relation) -> list[dict]:
     rows = query(f"select wallet_id, request_date, sum(provision_successes), sum(requests) "
                  f"from {relation('wallet_provisioning_daily')} "
                  "group by wallet_id, request_date order by request_date, wallet_id")
-    return [{"day": day_of(d).isoformat(), "wallet_id": w, "wallet": wallet_name(w),
+    return [{"day": as_date(d).isoformat(), "wallet_id": w, "wallet": wallet_name(w),
              "successes": int(s), "requests": int(r), "success_rate": _ratio(s, r)}
             for w, d, s, r in rows]
 
@@ -68,7 +60,7 @@ def latency(query: Query, relation: Relation) -> list[dict]:
     rows = query(f"select wallet_id, activity_date, gateway_latency_p50_ms, "
                  f"gateway_latency_p95_ms, gateway_latency_p99_ms "
                  f"from {relation('wallet_service_daily')} order by activity_date, wallet_id")
-    return [{"day": day_of(d).isoformat(), "wallet_id": w, "wallet": wallet_name(w),
+    return [{"day": as_date(d).isoformat(), "wallet_id": w, "wallet": wallet_name(w),
              "percentile": p, "latency_ms": _num(v)}
             for w, d, *values in rows for p, v in zip(PERCENTILES, values, strict=True)
             if v is not None]
@@ -83,7 +75,7 @@ def error_rate(query: Query, relation: Relation) -> list[dict]:
     for w, d, client, server, requests in rows:
         for kind, errors in (("4xx", client), ("5xx", server)):
             if requests:
-                out.append({"day": day_of(d).isoformat(), "wallet_id": w,
+                out.append({"day": as_date(d).isoformat(), "wallet_id": w,
                             "wallet": wallet_name(w), "class": kind, "errors": int(errors),
                             "requests": int(requests), "error_rate": _ratio(errors, requests)})
     return out
@@ -94,5 +86,5 @@ def states(query: Query, relation: Relation) -> list[dict]:
     rows = query(f"select calendar_date, state, min(state_order), sum(tokens_at_day_end) "
                  f"from {relation('token_state_daily')} group by calendar_date, state "
                  "order by calendar_date, min(state_order)")
-    return [{"day": day_of(d).isoformat(), "state": s, "state_order": int(o),
+    return [{"day": as_date(d).isoformat(), "state": s, "state_order": int(o),
              "tokens": int(n)} for d, s, o, n in rows]

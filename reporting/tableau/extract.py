@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -39,6 +39,7 @@ from tableauhyperapi import (
 )
 
 from quality import verdicts
+from quality.verdicts import as_date
 from reporting.tableau.exposures import Extract, ExtractTable, extracts
 from tokenwatch import config
 
@@ -136,14 +137,6 @@ def columns(wh, relation: str) -> list[Column]:
     return out
 
 
-def _day(value) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
-
-
 def _plain(value, arrow_type: pa.DataType):
     """A driver's value as Arrow takes it for ``arrow_type`` (PostgreSQL numerics are Decimal)."""
     if isinstance(value, Decimal):
@@ -223,7 +216,7 @@ def _write_extract(hyper: HyperProcess, wh, relation: Relation, extract: Extract
                 rows = _write_table(con, wh, table, rel, published, scratch)
                 tables.append(TableWritten(table.model, rel, rows, table.filter))
                 if table.day_column:
-                    in_marts |= {_day(d) for (d,) in wh.query(
+                    in_marts |= {as_date(d) for (d,) in wh.query(
                         f"select distinct {table.day_column} from {rel}")}
         os.replace(partial, final)
     finally:

@@ -24,7 +24,6 @@ above 26 hours, and when it stops coming).
 """
 
 
-import hashlib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -80,14 +79,6 @@ def pack_directory(root: Path, start: date, end: date) -> Path:
     return root / pack_name(Period(start, end))
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def chain_findings(pack) -> dict[str, int]:
     """Chain findings per side (postgres, warehouse): the summary's ``chain_findings`` when the
     pack gives them (a side it did not check left out: no false zero), else the rows of the
@@ -126,6 +117,7 @@ def audit_pack(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                sources: SourcesResource, datadog: DatadogResource) -> dg.MaterializeResult:
     from orchestration.defs.dbt.assets import mart_relation
     from reporting.audit_pack import build_pack
+    from reporting.audit_pack.manifest import sha256 as manifest_sha256
     from reporting.datadog.controls import pack_points, send
     from reporting.datadog.events import audit_failed, audit_pack_built
 
@@ -163,7 +155,7 @@ def audit_pack(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                               "location": location, "uploaded_files": uploaded,
                               "passed": pack.passed, "controls": dict(pack.controls),
                               "failed_controls": failed,
-                              "manifest_sha256": file_sha256(pack.manifest)})
+                              "manifest_sha256": manifest_sha256(pack.manifest)})
     daily = [b for b in built if b["period"] == "day"]
     return dg.MaterializeResult(metadata={
         "pack_path": dg.MetadataValue.path(daily[-1]["path"]),
