@@ -15,7 +15,9 @@ from orchestration.resources import WAREHOUSE_POOL, DatadogResource, WarehouseRe
 from reporting.kpis import KPI_MARTS, kpi_points
 
 
-def _kpi_deps() -> list[dg.AssetKey]:
+def kpi_deps() -> list[dg.AssetKey]:
+    """What anything that leaves after the gate waits for: the KPI marts and every gated asset
+    (their blocking checks stop it). The Datadog series and the Tableau extracts use it."""
     from orchestration.defs.dbt.assets import TRANSLATOR, manifest
 
     nodes = manifest()["nodes"]
@@ -24,7 +26,7 @@ def _kpi_deps() -> list[dg.AssetKey]:
 
 
 @dg.asset(key=["datadog", "kpis"], group_name="publication", partitions_def=DAILY,
-          backfill_policy=dg.BackfillPolicy.single_run(), deps=_kpi_deps(),
+          backfill_policy=dg.BackfillPolicy.single_run(), deps=kpi_deps(),
           kinds={"datadog"}, pool=WAREHOUSE_POOL,
           description="The day's KPIs as Datadog series (tokenwatch.<area>.<kpi>), stamped "
                       "with the partition's start and tagged env/wallet/network/decision.")

@@ -14,7 +14,7 @@ skipped would show a green materialisation of nothing.
 import dagster as dg
 
 from orchestration.defs.gate.checks import days_of, partition_label
-from orchestration.defs.publication.assets import _kpi_deps
+from orchestration.defs.publication.assets import kpi_deps
 from orchestration.partitions import DAILY
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
 from reporting.tableau import publish as tableau_publish
@@ -23,7 +23,7 @@ EXTRACTS = dg.AssetKey(["tableau", "extracts"])
 
 
 @dg.asset(key=EXTRACTS, group_name="publication", partitions_def=DAILY,
-          backfill_policy=dg.BackfillPolicy.single_run(), deps=_kpi_deps(),
+          backfill_policy=dg.BackfillPolicy.single_run(), deps=kpi_deps(),
           kinds={"tableau"}, pool=WAREHOUSE_POOL,
           description="One .hyper extract per Tableau exposure of the dbt project, holding "
                       "only the days the quality gate passed.")
