@@ -47,7 +47,7 @@ from state_service.store import (
     StoreError,
     TransitionStore,
 )
-from tokenwatch import config
+from tokenwatch import config, tracing
 
 log = logging.getLogger("tokenwatch.state_service")
 TokenRefPath = Annotated[str, Path(pattern=IDENTIFIER), AfterValidator(no_pan)]
@@ -95,6 +95,7 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
 
     app = FastAPI(title="tokenwatch state service", version="1", lifespan=lifespan,
                   description=DESCRIPTION.format(limit=limit))
+    tracing.instrument(app, tracing.STATE_SERVICE)  # off unless DD_TRACE_ENABLED (README)
     app.state.store = store
     app.state.auth_failures = refused
     app.add_middleware(Guard, write_keys=keys, read_keys=readers, max_body_bytes=limit,

@@ -30,7 +30,7 @@ from pathlib import Path
 import psycopg
 from psycopg import errors, sql
 
-from state_service import roles
+from state_service import lifecycle, roles
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _LOCK_KEY = 0x746F6B656E  # "token"
@@ -66,6 +66,7 @@ class RolesReport:
     owned: list[str] = field(default_factory=list)  # objects handed to the owner
     grants_changed: bool = False  # the privileges differed from roles.py's before this run
     privileges: dict[str, list[str]] = field(default_factory=roles.privileges_summary)
+    lifecycle_changed: bool = False  # lifecycle_transitions was rewritten from lifecycle.py
 
 
 @dataclass
@@ -117,9 +118,37 @@ def migrate_database(dsn: str) -> MigrateReport:
                         " values (%s, %s, %s)", [mig.version, mig.name, mig.checksum])
                 applied_now.append(mig)
             apply_privileges(conn, report)
+            report.lifecycle_changed = sync_lifecycle(conn)
         finally:
             conn.execute("select pg_advisory_unlock(%s)", [_LOCK_KEY])
     return MigrateReport(applied_now, report)
+
+
+# -- the lifecycle, as data for the write functions -------------------------------------------
+_LIFECYCLE_ROWS = "select from_state, to_state from lifecycle_transitions"
+
+
+def database_pairs(conn: psycopg.Connection) -> set[tuple[str, str]]:
+    """The legal pairs the database's write functions enforce."""
+    return {tuple(r) for r in conn.execute(_LIFECYCLE_ROWS).fetchall()}
+
+
+def lifecycle_pairs() -> set[tuple[str, str]]:
+    """The legal pairs of the one definition (state_service/lifecycle.py)."""
+    return {(f.value, t.value) for f, t in lifecycle.legal_pairs()}
+
+
+def sync_lifecycle(conn: psycopg.Connection) -> bool:
+    """Make ``lifecycle_transitions`` exactly lifecycle.py's legal pairs; True if it changed."""
+    with conn.transaction():
+        conn.execute("lock table lifecycle_transitions in exclusive mode")
+        if database_pairs(conn) == lifecycle_pairs():
+            return False
+        conn.execute("delete from lifecycle_transitions")
+        with conn.cursor() as cur:
+            cur.executemany("insert into lifecycle_transitions (from_state, to_state)"
+                            " values (%s, %s)", sorted(lifecycle_pairs()))
+    return True
 
 
 # -- roles (cluster-wide) ---------------------------------------------------------------------
@@ -291,4 +320,9 @@ def apply_privileges(conn: psycopg.Connection, report: RolesReport) -> None:
                                 [f"{roles.SCHEMA}.{roles.LOG_TABLE}"]).fetchone()[0]
         conn.execute(sql.SQL("grant usage on sequence {} to {}").format(sql.SQL(sequence),
                                                                         service))
+        for fn in roles.SERVICE_FUNCTIONS:
+            conn.execute(sql.SQL("revoke all on function {}.{} from public, {}").format(
+                schema, sql.SQL(fn), reader))
+            conn.execute(sql.SQL("grant execute on function {}.{} to {}").format(
+                schema, sql.SQL(fn), service))
         report.grants_changed = _acls(conn) != before

@@ -41,6 +41,8 @@ SCHEMA = "public"
 LOG_TABLE = "token_state_transitions"
 TOKENS_TABLE = "tokens"
 AUTH_FAILURES_TABLE = "auth_failures"
+#: The legal (from_state, to_state) pairs, rewritten from lifecycle.py by every migrate run.
+LIFECYCLE_TABLE = "lifecycle_transitions"
 
 #: The columns of ``tokens`` a transition moves: the only ones the service may UPDATE.
 #: THE ONE PLACE this list is kept. A migration that adds a column the service moves on a
@@ -54,7 +56,21 @@ SERVICE_TABLE_PRIVILEGES: dict[str, tuple[str, ...]] = {
     TOKENS_TABLE: ("SELECT", "INSERT"),
     # refused requests, counted per minute (migration 0004): insert, and add to attempts
     AUTH_FAILURES_TABLE: ("SELECT", "INSERT", "UPDATE"),
+    # the write functions (migration 0005) read the legal pairs with the caller's rights
+    LIFECYCLE_TABLE: ("SELECT",),
 }
+
+#: The write functions (migration 0005, SECURITY INVOKER) the service may EXECUTE; nobody else
+#: may (PUBLIC's default EXECUTE is revoked). Their argument types are in the signatures.
+SERVICE_FUNCTIONS: tuple[str, ...] = (
+    "tokenwatch_prepare_transition(text, text, text, text, text, text, text, timestamptz,"
+    " text)",
+    "tokenwatch_apply_transition(bigint, text, text, integer, text, text, text, text, text,"
+    " text, text, text, text, text, timestamptz, timestamptz, text, text, text, text, text)",
+    "tokenwatch_prepare_create(text, text, text, text, text, text, timestamptz, text, text)",
+    "tokenwatch_apply_create(bigint, text, text, text, text, text, text, text, text,"
+    " timestamptz, timestamptz, text, text, text, text, text, text)",
+)
 
 #: Each login role's settings (``tokenwatch.config.Settings``): its password and its DSN.
 PASSWORD_SETTING = {SERVICE: "service_pg_password", READER: "reader_pg_password"}
@@ -103,6 +119,7 @@ def privileges_summary() -> dict[str, list[str]]:
     service = [f"{', '.join(p)} on {t}" for t, p in SERVICE_TABLE_PRIVILEGES.items()]
     service += [f"UPDATE ({', '.join(TRANSITION_COLUMNS)}) on {TOKENS_TABLE}",
                 f"USAGE on {LOG_TABLE}'s identity sequence"]
+    service += [f"EXECUTE on {fn.split('(')[0]}" for fn in SERVICE_FUNCTIONS]
     return {OWNER: [f"owns every table, sequence and function in schema {SCHEMA}"],
             SERVICE: service,
             READER: [f"SELECT on every table in schema {SCHEMA}"]}

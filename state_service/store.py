@@ -1,9 +1,14 @@
 """Recording transitions in PostgreSQL: serialised per token, idempotent by event_id.
 
-Each write is one transaction: lock the token row (``FOR UPDATE``), look up the event_id,
-read the database clock, then insert the transition and move the token. Concurrent writers on
-the same token queue on the row lock, so none is lost or applied twice; the unique constraint
-on event_id is the backstop for writers racing on different tokens with the same event_id.
+Each write is one transaction of two messages. The first is one server-side call
+(``tokenwatch_prepare_transition``, migration 0005): lock the token row (``FOR UPDATE``), look
+up the event_id, check the move against the legal pairs (lifecycle.py's, as data), read the
+row's identity, transaction and clock, and hash the row. The second carries the row's seal,
+computed here under a key PostgreSQL never sees, with the insert, the token's move and the
+COMMIT, in one pipeline. Concurrent writers on the same token queue on the row lock, so none
+is lost or applied twice; creators of one token_ref queue on an advisory lock; the unique
+constraint on event_id is the backstop for writers racing on different tokens with the same
+event_id (retried once, then answered as a replay or a conflict).
 """
 
 from __future__ import annotations
@@ -65,6 +70,16 @@ class Outcome:
     actor: str = ""
 
 
+#: Where the prepare functions return the actor (their OUT parameters, migration 0005).
+_ACTOR = 7
+
+
+def _create_as_transition(p: tuple) -> tuple:
+    """A prepare_create result laid out as a prepare_transition one (for ``_refused``)."""
+    outcome, state, version, from_state, wallet_id, actor = p[:6]
+    return (outcome, state, version, from_state, wallet_id, None, None, actor)
+
+
 def request_hash(kind: str, token_ref: str, body: CreateToken | TransitionRequest) -> str:
     """A fingerprint of a request, to tell a retry from a different request with the same id."""
     data = body.model_dump(mode="python")
@@ -73,30 +88,27 @@ def request_hash(kind: str, token_ref: str, body: CreateToken | TransitionReques
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
-_INSERT = (
-    "insert into token_state_transitions (transition_id, xact_id, token_ref, version, event_id,"
-    " from_state, to_state, actor, reason_code, decision, idv_method, wallet_id, network,"
-    " token_type, occurred_at, recorded_at, request_hash, prev_hash, row_hash, key_id, row_mac)"
-    " overriding system value values (%(transition_id)s, %(xact_id)s::text::xid8,"
-    " %(token_ref)s, %(version)s, %(event_id)s, %(from_state)s, %(to_state)s, %(actor)s,"
-    " %(reason_code)s, %(decision)s, %(idv_method)s, %(wallet_id)s, %(network)s,"
-    " %(token_type)s, %(occurred_at)s, %(recorded_at)s, %(request_hash)s, %(prev_hash)s,"
-    " %(row_hash)s, %(key_id)s, %(row_mac)s)"
-)
-#: The row's identity, transaction and clock, read before the insert so the seal covers them.
-_ROW_CONTEXT = (
-    "select clock_timestamp() as now, pg_current_xact_id()::text as xact_id,"
-    " nextval(pg_get_serial_sequence('token_state_transitions', 'transition_id'))"
-    " as transition_id"
-)
-_FIND_EVENT = (
-    "select token_ref, request_hash, to_state, version, wallet_id, from_state, actor"
-    " from token_state_transitions where event_id = %s"
-)
+#: The two messages of a write (migration 0005): the prepare call, then the seal with the
+#: insert and the COMMIT. Prepared on first use (``prepare=True``).
+_PREPARE_TRANSITION = (
+    "select * from tokenwatch_prepare_transition(%s, %s, %s, %s, %s, %s, %s, %s, %s)")
+_APPLY_TRANSITION = (
+    "select tokenwatch_apply_transition(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+    " %s, %s, %s, %s, %s, %s, %s)")
+_PREPARE_CREATE = "select * from tokenwatch_prepare_create(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+_APPLY_CREATE = (
+    "select tokenwatch_apply_create(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+    " %s, %s)")
 
 
 class TransitionStore:
-    """The state service's storage operations over a connection pool."""
+    """The state service's storage operations over a connection pool.
+
+    A write is two messages in one transaction: the prepare function (lock, idempotency,
+    legality, the row's identity and clock, its hash: one server-side call), then the seal
+    (an HMAC under a key PostgreSQL never sees, computed here) sent with the insert and the
+    COMMIT in one pipeline. A replay or a refusal answers after the first.
+    """
 
     def __init__(self, pool: ConnectionPool, keys: tuple[str, dict[str, bytes]] | None = None):
         self.pool = pool
@@ -124,118 +136,95 @@ class TransitionStore:
                         "the state database is not reachable; retry later") from exc
         raise AssertionError("unreachable")
 
-    def _replay(self, found: dict | None, token_ref: str, rhash: str) -> Outcome | None:
-        if found is None:
-            return None
-        if found["token_ref"] != token_ref or found["request_hash"] != rhash:
+    @staticmethod
+    def _refused(outcome: str, token_ref: str, p: tuple) -> Outcome:
+        """The answer to a prepare that wrote nothing: a replay, or the refusal's error."""
+        if outcome == "replay":
+            # p: outcome, state, version, from_state, wallet_id, ..., actor (see the SQL)
+            return Outcome(token_ref, State(p[1]), p[2], created=False, wallet_id=p[4],
+                           actor=p[_ACTOR], from_state=State(p[3]) if p[3] else None)
+        if outcome == "event_id_conflict":
             raise EventIdConflict("event_id was already used for a different request")
-        return Outcome(token_ref, State(found["to_state"]), found["version"], created=False,
-                       wallet_id=found["wallet_id"], actor=found["actor"],
-                       from_state=State(found["from_state"]) if found["from_state"] else None)
+        if outcome == "token_not_found":
+            raise TokenNotFound("no such token")
+        if outcome == "token_exists":
+            raise TokenExists("a token with this token_ref already exists")
+        raise AssertionError(f"unknown outcome {outcome!r}")
 
     def _create(self, body: CreateToken) -> Outcome:
         rhash = request_hash("create", body.token_ref, body)
+        initial = lifecycle.INITIAL_STATE.value
         with self.pool.connection() as conn:
-            conn.row_factory = dict_row
-            with conn.pipeline():
-                found_cur = conn.execute(_FIND_EVENT, [body.event_id])
-                ctx_cur = conn.execute(_ROW_CONTEXT)
-            replay = self._replay(found_cur.fetchone(), body.token_ref, rhash)
-            if replay:
-                return replay
-            ctx = ctx_cur.fetchone()
-            now = ctx["now"]
-            row = self._row(ctx, body.token_ref, 1, None, State.TOKEN_REQUESTED, body, rhash,
-                            chain.GENESIS_HASH, body.wallet_id, body.network, body.token_type)
+            (outcome, _state, _v, _f, _w, _actor, transition_id, xact_id, recorded_at,
+             row_hash) = p = conn.execute(_PREPARE_CREATE, (
+                 body.token_ref, body.event_id, body.actor, body.wallet_id, body.network,
+                 body.token_type, body.occurred_at, rhash, initial), prepare=True).fetchone()
+            if outcome != "new":
+                return self._refused(outcome, body.token_ref, _create_as_transition(p))
+            row = {"transition_id": transition_id, "xact_id": xact_id,
+                   "token_ref": body.token_ref, "version": 1, "event_id": body.event_id,
+                   "from_state": None, "to_state": initial, "actor": body.actor,
+                   "reason_code": None, "decision": None, "idv_method": None,
+                   "wallet_id": body.wallet_id, "network": body.network,
+                   "token_type": body.token_type, "occurred_at": body.occurred_at,
+                   "recorded_at": recorded_at, "request_hash": rhash, "key_id": self.key_id}
             token = {"token_ref": body.token_ref, "wallet_id": body.wallet_id,
                      "network": body.network, "token_type": body.token_type,
-                     "card_ref": body.card_ref, "created_at": now, "key_id": self.key_id}
-            inserted = conn.execute(
-                "insert into tokens (token_ref, wallet_id, network, token_type, card_ref, state,"
-                " version, last_hash, created_at, updated_at, key_id, attrs_mac) values (%s, %s,"
-                " %s, %s, %s, %s, 1, %s, %s, %s, %s, %s) on conflict (token_ref) do nothing"
-                " returning token_ref",
-                [body.token_ref, body.wallet_id, body.network, body.token_type, body.card_ref,
-                 State.TOKEN_REQUESTED.value, row["row_hash"], now, now, self.key_id,
-                 chain.attrs_mac(self._key, token)]).fetchone()
-            if inserted is None:
-                conn.rollback()
-                replay = self._replay(conn.execute(_FIND_EVENT, [body.event_id]).fetchone(),
-                                      body.token_ref, rhash)
-                if replay:
-                    return replay
-                raise TokenExists("a token with this token_ref already exists")
-            conn.execute(_INSERT, row)
-        return Outcome(body.token_ref, State.TOKEN_REQUESTED, 1, created=True,
+                     "card_ref": body.card_ref, "created_at": recorded_at,
+                     "key_id": self.key_id}
+            with conn.pipeline():
+                conn.execute(_APPLY_CREATE, (
+                    transition_id, xact_id, body.token_ref, body.event_id, body.actor,
+                    body.wallet_id, body.network, body.token_type, body.card_ref,
+                    body.occurred_at, recorded_at, rhash, row_hash, self.key_id,
+                    chain.row_mac(self._key, row), chain.attrs_mac(self._key, token), initial),
+                    prepare=True)
+                conn.commit()
+        return Outcome(body.token_ref, lifecycle.INITIAL_STATE, 1, created=True,
                        wallet_id=body.wallet_id, actor=body.actor)
 
     def _transition(self, token_ref: str, body: TransitionRequest) -> Outcome:
         rhash = request_hash("transition", token_ref, body)
         with self.pool.connection() as conn:
-            conn.row_factory = dict_row
+            p = conn.execute(_PREPARE_TRANSITION, (
+                token_ref, body.event_id, body.to_state.value, body.actor, body.reason_code,
+                body.decision, body.idv_method, body.occurred_at, rhash),
+                prepare=True).fetchone()
+            (outcome, state, version, from_state, wallet_id, network, token_type, actor,
+             transition_id, xact_id, recorded_at, prev_hash, row_hash) = p
+            if outcome == "illegal_transition":
+                raise IllegalTransitionError(State(state), body.to_state)
+            if outcome != "new":
+                return self._refused(outcome, token_ref, p)
+            row = {"transition_id": transition_id, "xact_id": xact_id, "token_ref": token_ref,
+                   "version": version, "event_id": body.event_id, "from_state": from_state,
+                   "to_state": state, "actor": body.actor, "reason_code": body.reason_code,
+                   "decision": body.decision, "idv_method": body.idv_method,
+                   "wallet_id": wallet_id, "network": network, "token_type": token_type,
+                   "occurred_at": body.occurred_at, "recorded_at": recorded_at,
+                   "request_hash": rhash, "key_id": self.key_id}
             with conn.pipeline():
-                tok_cur = conn.execute(
-                    "select state, version, last_hash, wallet_id, network, token_type"
-                    " from tokens where token_ref = %s for update", [token_ref])
-                found_cur = conn.execute(_FIND_EVENT, [body.event_id])
-                ctx_cur = conn.execute(_ROW_CONTEXT)
-            token, found = tok_cur.fetchone(), found_cur.fetchone()
-            if token is None:
-                if found is not None:
-                    raise EventIdConflict("event_id was already used for a different request")
-                raise TokenNotFound("no such token")
-            replay = self._replay(found, token_ref, rhash)
-            if replay:
-                return replay
-            current = State(token["state"])
-            if not lifecycle.is_legal(current, body.to_state):
-                raise IllegalTransitionError(current, body.to_state)
-            ctx = ctx_cur.fetchone()
-            now = ctx["now"]
-            version = token["version"] + 1
-            row = self._row(ctx, token_ref, version, current, body.to_state, body, rhash,
-                            token["last_hash"], token["wallet_id"], token["network"],
-                            token["token_type"])
-            with conn.pipeline():
-                conn.execute(_INSERT, row)
-                conn.execute(
-                    "update tokens set state = %s, version = %s, last_hash = %s, updated_at = %s"
-                    " where token_ref = %s",
-                    [body.to_state.value, version, row["row_hash"], now, token_ref])
-        return Outcome(token_ref, body.to_state, version, created=True,
-                       wallet_id=token["wallet_id"], from_state=current, actor=body.actor)
-
-    def _row(self, ctx, token_ref, version, from_state, to_state, body, rhash, prev_hash,
-             wallet_id, network, token_type) -> dict:
-        now = ctx["now"]
-        row = {
-            "transition_id": ctx["transition_id"], "xact_id": ctx["xact_id"],
-            "token_ref": token_ref, "version": version, "event_id": body.event_id,
-            "from_state": from_state.value if from_state else None,
-            "to_state": to_state.value, "actor": body.actor,
-            "reason_code": getattr(body, "reason_code", None),
-            "decision": getattr(body, "decision", None),
-            "idv_method": getattr(body, "idv_method", None),
-            "wallet_id": wallet_id, "network": network, "token_type": token_type,
-            "occurred_at": body.occurred_at, "recorded_at": now, "request_hash": rhash,
-            "prev_hash": prev_hash, "key_id": self.key_id,
-        }
-        row["row_hash"] = chain.row_hash(row)
-        row["row_mac"] = chain.row_mac(self._key, row)
-        return row
+                conn.execute(_APPLY_TRANSITION, (
+                    transition_id, xact_id, token_ref, version, body.event_id, from_state,
+                    state, body.actor, body.reason_code, body.decision, body.idv_method,
+                    wallet_id, network, token_type, body.occurred_at, recorded_at, rhash,
+                    prev_hash, row_hash, self.key_id, chain.row_mac(self._key, row)),
+                    prepare=True)
+                conn.commit()
+        return Outcome(token_ref, body.to_state, version, created=True, wallet_id=wallet_id,
+                       from_state=State(from_state), actor=body.actor)
 
     # -- reads ----------------------------------------------------------------------------
     def get_token(self, token_ref: str) -> dict:
         try:
-            with self.pool.connection() as conn:
-                conn.row_factory = dict_row
-                token = conn.execute(
+            with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+                token = cur.execute(
                     "select token_ref, wallet_id, network, token_type, state, version,"
                     " created_at, updated_at from tokens where token_ref = %s",
                     [token_ref]).fetchone()
                 if token is None:
                     raise TokenNotFound("no such token")
-                token["history"] = conn.execute(
+                token["history"] = cur.execute(
                     "select version, event_id, from_state, to_state, actor, reason_code,"
                     " decision, idv_method, occurred_at, recorded_at, row_hash"
                     " from token_state_transitions where token_ref = %s order by version",
