@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from state_service import lifecycle
 from state_service.auth_failures import AuthFailures
+from state_service.batch_writer import BatchWriter, Item
 from state_service.guard import Guard
 from state_service.metrics import ServiceMetrics
 from state_service.migrate import migrate
@@ -28,7 +29,6 @@ from state_service.schemas import (
     BatchCreate,
     BatchRequest,
     BatchResponse,
-    BatchResult,
     BatchTransition,
     CreateToken,
     ErrorBody,
@@ -75,6 +75,7 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
     pool = ConnectionPool(dsn, min_size=2, max_size=pool_size, open=False, timeout=5,
                           reconnect_timeout=0, name="tokenwatch-state")
     store = TransitionStore(pool)
+    batches = BatchWriter(store)
     refused = AuthFailures(pool)
 
     @asynccontextmanager
@@ -191,37 +192,42 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
 
     @app.post("/v1/batch", response_model=BatchResponse, operation_id="post_batch",
               dependencies=secured, responses=write_errors)
-    def post_batch(body: BatchRequest) -> BatchResponse:
+    def post_batch(body: BatchRequest):
         """Up to 1000 creations and transitions, applied in order, each exactly as its single
-        endpoint would (its own transaction, the same checks); one result per item, whose
-        status and body are what that endpoint would have answered. A bad item gets its own
-        422 and the others are still applied; once the database is unavailable, that item and
-        all later ones answer 503 and are not attempted."""
-        results: list[BatchResult] = []
-        for i, item in enumerate(body.items):
+        endpoint would (the same checks, against the items before it); one result per item,
+        whose status and body are what that endpoint would have answered. A bad item gets its
+        own 422 and the others are still applied. The valid items are written together, in
+        one transaction: when the database is unavailable none is, and from the first valid
+        item on every item answers 503."""
+        results: list[dict | None] = [None] * len(body.items)
+        valid: list[tuple[int, Item]] = []
+        for i, raw in enumerate(body.items):
             try:
-                outcome = _apply_item(store, item)
+                valid.append((i, _batch_item(raw)))
             except ValidationError as exc:
-                results.append(BatchResult(index=i, status=422,
-                                           body=invalid_body(exc.errors(), skip=0)))
-                continue
-            except DatabaseUnavailable as exc:  # stop: later items are not attempted
-                status, err = store_error_body(exc)
-                results += [BatchResult(index=j, status=status, body=err)
-                            for j in range(i, len(body.items))]
-                break
-            except StoreError as exc:
-                status, err = store_error_body(exc)
-                results.append(BatchResult(index=i, status=status, body=err))
-                continue
-            except psycopg.DataError as exc:
+                results[i] = {"index": i, "status": 422,
+                              "body": invalid_body(exc.errors(), skip=0)}
+        try:
+            written = batches.write([item for _, item in valid])
+        except DatabaseUnavailable as exc:  # nothing written: from the first write on, 503
+            status, err = store_error_body(exc)
+            first = valid[0][0]
+            for i in range(first, len(results)):
+                results[i] = {"index": i, "status": status, "body": err}
+            written = []
+        for (i, _), outcome in zip(valid, written, strict=False):
+            if isinstance(outcome, Outcome):
+                status, ok = _record(outcome)
+                results[i] = {"index": i, "status": status, "body": ok}
+            elif isinstance(outcome, StoreError):
+                status, err = store_error_body(outcome)
+                results[i] = {"index": i, "status": status, "body": err}
+            else:  # psycopg.DataError: the schema should have refused it; PostgreSQL did
                 log.warning("PostgreSQL refused a batch item the schema accepted: %s",
-                            exc.__class__.__name__)
-                results.append(BatchResult(index=i, status=422, body=DATA_ERROR))
-                continue
-            status, ok = _record(outcome)
-            results.append(BatchResult(index=i, status=status, body=ok))
-        return BatchResponse(results=results)
+                            outcome.__class__.__name__)
+                results[i] = {"index": i, "status": 422, "body": DATA_ERROR}
+        return JSONResponse({"results": results})
+
 
     @app.get("/v1/tokens/{token_ref}", response_model=TokenDetail, operation_id="get_token",
              dependencies=secured,
@@ -305,14 +311,15 @@ def _message(error: dict) -> str:
     return str(error["msg"])
 
 
-def _apply_item(store: TransitionStore, item: dict) -> Outcome:
+def _batch_item(item: dict) -> Item:
+    """A batch item validated as its own endpoint's body (a ValidationError otherwise)."""
     op = item.get("op") if isinstance(item, dict) else None
     if op == "create":
         body = BatchCreate.model_validate(item)
-        return store.create_token(CreateToken.model_validate(body.model_dump(exclude={"op"})))
+        return Item(body.token_ref, CreateToken.model_validate(body.model_dump(exclude={"op"})))
     if op == "transition":
         body = BatchTransition.model_validate(item)
-        return store.transition(body.token_ref, TransitionRequest.model_validate(
+        return Item(body.token_ref, TransitionRequest.model_validate(
             body.model_dump(exclude={"op", "token_ref"})))
     raise ValidationError.from_exception_data("item", [
         {"type": "literal_error", "loc": ("op",), "input": op,
