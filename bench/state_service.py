@@ -1,29 +1,40 @@
-"""Benchmark: the state service under 16 concurrent HTTP clients vs plain INSERTs.
+"""Benchmark: the state service's write path against PostgreSQL's own speed, in one run.
 
-Prints sustained transitions/s with p50/p99 latency for 16 concurrent clients against
-``tokenwatch serve`` (a real uvicorn process on the resolved PostgreSQL), and, on the same
-server in the same run, a baseline of plain single-row INSERT transactions from 16 concurrent
-psycopg connections driven by the same harness, then the ratio. pgbench's figure for the same
-single-row INSERT is printed too when pgbench is on PATH.
+On one server, in one run, with 16 concurrent clients (``--clients``):
 
-``--compare-with COMMIT`` (repeatable) measures, in the same run and with the same load, the
-service as it was at COMMIT too: its tracked files exported with ``git archive`` into a temporary
-directory (the repository, its index and worktrees untouched; removed afterwards), served from
-there (``PYTHONPATH`` and cwd) on a database of its own that its own ``tokenwatch serve``
-migrates, and connecting as that commit's ``create_app``/``app_from_env`` does. It prints each
-commit's figures and the ratio working tree / COMMIT; ``sealed`` says whether the rows each
-service wrote carry seals, ``role`` which PostgreSQL role it connected as. ``--rounds`` repeats
-every measurement, in alternating order (ABBA), and keeps each one's best round. The write-path
-cost of the row seals (8b84677), the working tree against the commit before them:
+- **baseline**: single-row INSERT transactions, from pgbench (C, prepared statements);
+- **ceiling**: the same transition as the service's, with no HTTP at all: pgbench calling the
+  project's own write functions (``tokenwatch_prepare_transition`` then
+  ``tokenwatch_apply_transition``, migration 0005) in one transaction, toggling its tokens
+  between TokenActive and TokenSuspended (the seal is a constant: pgbench cannot HMAC; the
+  service's HMAC is a few microseconds of Python);
+- **single**: the service (``tokenwatch serve --workers N``) answering
+  ``POST /v1/tokens/{ref}/transitions``, the same toggles;
+- **batch**: ``POST /v1/batch`` of ``--batch-size`` transitions (each of a client's tokens
+  toggled once per batch), counted in transitions/s;
+- **traced** (``--traced``): single transitions against a second service with Datadog APM on,
+  sending its traces to Datadog's test agent (sandbox/apm_agent.py).
 
-    .venv/bin/python bench/state_service.py [--seconds 15] [--clients 16] [--workers 2]
-    .venv/bin/python bench/state_service.py --compare-with 8b84677^ --rounds 2
+The HTTP clients are one process of raw keep-alive HTTP/1.1 connections on uvloop (requests
+pre-encoded, responses parsed only for status and length), so that what is measured is the
+service. For each measurement the CPU seconds of the clients, the service's processes and
+PostgreSQL's are printed as shares of the elapsed wall time of both cores.
+
+``--compare-with COMMIT`` (repeatable) also measures single transitions against the service
+as it was at COMMIT: its tracked files exported with ``git archive`` into a temporary
+directory, served from there on a database of its own. ``--rounds`` repeats every
+measurement in alternating order and keeps each one's best round.
+
+    .venv/bin/python bench/state_service.py [--seconds 10] [--clients 16] [--workers 2]
+    .venv/bin/python bench/state_service.py --traced --compare-with 8b84677^
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
+import json
 import multiprocessing as mp
 import os
 import shutil
@@ -32,13 +43,13 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import psutil
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,117 +60,202 @@ from tokenwatch.postgres import drop_database, ensure_database, resolve_server  
 
 KEY = "bench-" + uuid.uuid4().hex
 TOKENS_PER_CLIENT = 4
-PROCESSES = 4
+ACTIVE, SUSPENDED = "TokenActive", "TokenSuspended"
+WALK = [("ProvisionInitiated", {}), ("ProvisionPending", {"decision": "green"}),
+        ("ProvisionSuccess", {}), ("WalletActive", {}), ("TokenActive", {})]
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def _http_client(url: str, refs: list[str], stop_at: float, out: list) -> None:
-    """Toggle this client's own tokens between TokenActive and TokenSuspended (from the state
-    an earlier round left them in: four GETs, a few ms of the measured seconds)."""
-    lat, n = [], 0
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"},
-                      timeout=30) as c:
-        state = {ref: c.get(f"/v1/tokens/{ref}").raise_for_status().json()["state"]
-                 for ref in refs}
-        while time.perf_counter() < stop_at:
+# -- the HTTP clients: one process, raw keep-alive connections ---------------------------------
+def _request(path: str, body: bytes) -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nhost: bench\r\nauthorization: Bearer {KEY}\r\n"
+            f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+            ).encode() + body
+
+
+async def _exchange(reader, writer, request: bytes) -> tuple[int, bytes]:
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    return int(head[9:12]), await reader.readexactly(length)
+
+
+def _transition(ref: str, to: str) -> bytes:
+    body = (b'{"to_state":"%s","event_id":"%s","occurred_at":"%s","actor":"issuer"}'
+            % (to.encode(), uuid.uuid4().hex.encode(), _now().encode()))
+    return _request(f"/v1/tokens/{ref}/transitions", body)
+
+
+def _batch(refs: list[str], states: dict[str, str]) -> bytes:
+    items = []
+    for ref in refs:
+        states[ref] = SUSPENDED if states[ref] == ACTIVE else ACTIVE
+        items.append({"op": "transition", "token_ref": ref, "to_state": states[ref],
+                      "event_id": uuid.uuid4().hex, "occurred_at": _now(), "actor": "issuer"})
+    return _request("/v1/batch", json.dumps({"items": items}).encode())
+
+
+async def _client(host: str, port: int, mode: str, refs: list[str], states: dict[str, str],
+                  stop_at: float, lat: list[float]) -> int:
+    reader, writer = await asyncio.open_connection(host, port)
+    done, n = 0, 0
+    while time.perf_counter() < stop_at:
+        if mode == "batch":
+            request = _batch(refs, states)
+        else:
             ref = refs[n % len(refs)]
-            to = "TokenSuspended" if state[ref] == "TokenActive" else "TokenActive"
-            t0 = time.perf_counter()
-            r = c.post(f"/v1/tokens/{ref}/transitions", json={
-                "to_state": to, "event_id": uuid.uuid4().hex, "occurred_at": _now(),
-                "actor": "issuer"})
-            lat.append(time.perf_counter() - t0)
-            if r.status_code != 201:
-                raise RuntimeError(f"unexpected {r.status_code}: {r.text}")
-            state[ref], n = to, n + 1
-    out.append(lat)
+            states[ref] = SUSPENDED if states[ref] == ACTIVE else ACTIVE
+            request = _transition(ref, states[ref])
+        t0 = time.perf_counter()
+        status, body = await _exchange(reader, writer, request)
+        lat.append(time.perf_counter() - t0)
+        if status not in (200, 201) or (mode == "batch" and b'"status":4' in body):
+            raise RuntimeError(f"unexpected {status}: {body[:300]!r}")
+        done += len(refs) if mode == "batch" else 1
+        n += 1
+    writer.close()
+    return done
 
 
-def _insert_client(dsn: str, _refs: list[str], stop_at: float, out: list) -> None:
-    lat = []
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        while time.perf_counter() < stop_at:
-            t0 = time.perf_counter()
-            conn.execute("insert into bench_insert (token_ref, payload) values (%s, %s)",
-                         [uuid.uuid4().hex, "x" * 64])
-            lat.append(time.perf_counter() - t0)
-    out.append(lat)
+def _load_process(url: str, mode: str, groups: list[list[str]], states: dict[str, str],
+                  start_at: float, seconds: float, out) -> None:
+    import uvloop
+
+    host, port = url.removeprefix("http://").split(":")
+
+    async def main() -> tuple[int, list[float]]:
+        lat: list[float] = []
+        while time.perf_counter() < start_at:
+            await asyncio.sleep(0.001)
+        stop_at = time.perf_counter() + seconds
+        counts = await asyncio.gather(*(_client(host, int(port), mode, refs, states, stop_at,
+                                                lat) for refs in groups))
+        return sum(counts), lat
+
+    done, lat = uvloop.run(main())
+    out.put((done, lat, states))
 
 
-def _process(kind: str, target: str, ref_groups: list[list[str]], start_at: float,
-             seconds: float) -> list[float]:
-    fn = _http_client if kind == "http" else _insert_client
-    out: list[list[float]] = []
-    failed: list[Exception] = []
+# -- CPU accounting ---------------------------------------------------------------------------
+def _tree(pid: int) -> list[psutil.Process]:
+    proc = psutil.Process(pid)
+    return [proc, *proc.children(recursive=True)]
 
-    def client(refs: list[str]) -> None:
+
+def _cpu(procs: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in procs:
         try:
-            fn(target, refs, stop_at, out)
-        except Exception as exc:  # noqa: BLE001 - a failed client fails the run, not its thread
-            failed.append(exc)
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
 
+
+def _postgres() -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["name"]) if p.info["name"] in ("postgres",
+                                                                          "postmaster")]
+
+
+class CpuSplit:
+    """CPU seconds of the clients, the service and PostgreSQL over one measurement."""
+
+    def __init__(self, service_pid: int | None):
+        self.service = _tree(service_pid) if service_pid else []
+        self.pg = _postgres()
+
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        self.before = (_cpu(self.service), _cpu(self.pg))
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.t0
+        self.pg = list({p.pid: p for p in self.pg + _postgres()}.values())
+        self.service_s = _cpu(self.service) - self.before[0]
+        self.pg_s = _cpu(self.pg) - self.before[1]
+
+
+def run_http(url: str, service_pid: int, mode: str, groups: list[list[str]],
+             states: dict[str, str], seconds: float) -> dict:
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    start_at = time.perf_counter() + 1.0
+    proc = ctx.Process(target=_load_process, args=(url, mode, groups, states, start_at,
+                                                   seconds, out))
+    proc.start()
+    client = psutil.Process(proc.pid)
     while time.perf_counter() < start_at:
         time.sleep(0.001)
-    stop_at = time.perf_counter() + seconds
-    threads = [threading.Thread(target=client, args=(refs,)) for refs in ref_groups]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if failed:
-        raise failed[0]
-    return [x for lat in out for x in lat]
-
-
-def run_load(kind: str, target: str, clients: int, seconds: float, refs: list[str]) -> dict:
-    groups = [refs[i * TOKENS_PER_CLIENT:(i + 1) * TOKENS_PER_CLIENT] for i in range(clients)]
-    per_proc = [groups[p::PROCESSES] for p in range(PROCESSES)]
-    start_at = time.perf_counter() + 1.0
-    with mp.get_context("fork").Pool(PROCESSES) as pool:
-        results = pool.starmap(_process, [(kind, target, g, start_at, seconds)
-                                          for g in per_proc])
-    lat = sorted(x for r in results for x in r)
-    return {"ops": len(lat), "rate": len(lat) / seconds,
+    with CpuSplit(service_pid) as cpu:
+        c0 = _cpu([client])
+        time.sleep(seconds)
+        c1 = _cpu([client])
+        done, lat, new_states = out.get(timeout=120)
+    proc.join(timeout=30)
+    states.update(new_states)
+    lat.sort()
+    return {"rate": done / seconds, "requests": len(lat),
             "p50_ms": statistics.median(lat) * 1000,
-            "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000}
+            "p99_ms": lat[max(0, int(len(lat) * 0.99) - 1)] * 1000,
+            "cpu": (c1 - c0, cpu.service_s, cpu.pg_s, cpu.wall)}
 
 
-def _setup_tokens(url: str, n: int) -> list[str]:
-    refs = [f"bench-{uuid.uuid4().hex[:12]}" for _ in range(n)]
-    steps = [("ProvisionInitiated", {}), ("ProvisionPending", {"decision": "green"}),
-             ("ProvisionSuccess", {}), ("WalletActive", {}), ("TokenActive", {})]
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}) as c:
-        for ref in refs:
-            c.post("/v1/tokens", json={
-                "token_ref": ref, "wallet_id": "apple_pay", "network": "visa",
-                "token_type": "hce", "card_ref": f"c-{ref}", "event_id": f"{ref}-0",
-                "occurred_at": _now()}).raise_for_status()
-            for to, extra in steps:
-                c.post(f"/v1/tokens/{ref}/transitions", json={
-                    "to_state": to, "event_id": uuid.uuid4().hex, "occurred_at": _now(),
-                    "actor": "token_service", **extra}).raise_for_status()
-    return refs
+# -- pgbench: the baseline and the ceiling ----------------------------------------------------
+_INSERT_SCRIPT = ("insert into bench_insert (token_ref, payload) values (md5(random()::text),"
+                  " repeat('x', 64));\n")
+_REF = "'pgb-' || :client_id || '-' || :t"
+_EVENT = "'pgb-' || :client_id || '-' || :r"
+_CEILING_SCRIPT = rf"""\set t random(0, 3)
+\set r random(1, 2000000000)
+begin;
+select outcome, state as to_state, version, from_state, wallet_id, network, token_type,
+  transition_id, xact_id, recorded_at, prev_hash, row_hash, {_EVENT} as event_id, {_REF} as ref
+  from tokenwatch_prepare_transition({_REF}, {_EVENT}, (select case state
+  when 'TokenActive' then 'TokenSuspended' else 'TokenActive' end from tokens
+  where token_ref = {_REF}), 'issuer', null, null, null, now(), repeat('a', 64)) \gset
+select tokenwatch_apply_transition(:transition_id, :xact_id, :ref, :version, :event_id,
+  :from_state, :to_state, 'issuer', null, null, null, :wallet_id, :network, :token_type, now(),
+  :recorded_at, repeat('a', 64), :prev_hash, :row_hash, 'bench', repeat('0', 64));
+end;
+"""
 
 
-def _pgbench(dsn: str, clients: int, seconds: int) -> float | None:
-    if not shutil.which("pgbench"):
-        return None
+def pgbench(dsn: str, script: str, clients: int, seconds: float) -> dict:
     params = psycopg.conninfo.conninfo_to_dict(dsn)
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
-        f.write("insert into bench_insert (token_ref, payload) values (md5(random()::text), "
-                "repeat('x', 64));\n")
-    args = ["pgbench", "-n", "-c", str(clients), "-j", "2", "-T", str(seconds), "-f", f.name,
-            "-h", str(params.get("host", "127.0.0.1")), "-p", str(params.get("port", 5432)),
-            "-U", str(params.get("user", "postgres")), str(params["dbname"])]
-    out = subprocess.run(args, capture_output=True, text=True, check=False).stdout
+        f.write(script.replace("\\\\", "\\"))
+    args = ["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T",
+            str(int(seconds)), "-r", "-f", f.name, "-h", str(params.get("host", "127.0.0.1")),
+            "-p", str(params.get("port", 5432)), "-U", str(params.get("user", "postgres")),
+            str(params["dbname"])]
+    env = os.environ | ({"PGPASSWORD": params["password"]} if params.get("password") else {})
+    with CpuSplit(None) as cpu:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env)
+        client = psutil.Process(proc.pid)
+        c = 0.0
+        while proc.poll() is None:
+            c = max(c, _cpu([client]))
+            time.sleep(0.2)
+        out, err = proc.communicate()
     os.unlink(f.name)
+    tps = lat = None
     for line in out.splitlines():
         if line.startswith("tps"):
-            return float(line.split("=")[1].split()[0])
-    return None
+            tps = float(line.split("=")[1].split()[0])
+        if line.startswith("latency average"):
+            lat = float(line.split("=")[1].split()[0])
+    if tps is None:
+        raise SystemExit(f"pgbench failed:\n{out[-2000:]}\n{err[-2000:]}")
+    return {"rate": tps, "p50_ms": lat, "p99_ms": None, "cpu": (c, 0.0, cpu.pg_s, cpu.wall)}
 
 
 def export_commit(commit: str, into: str) -> str:
@@ -173,13 +269,15 @@ def export_commit(commit: str, into: str) -> str:
     return full[:7]
 
 
-def start_service(src: Path, dsn: str, workers: int, log) -> tuple[subprocess.Popen, str]:
+def start_service(src: Path, dsn: str, workers: int, log,
+                  extra_env: dict | None = None) -> tuple[subprocess.Popen, str]:
     """``tokenwatch serve`` of the tree at ``src`` on ``dsn`` (it migrates the database first,
     as that tree's serve does); returns the process and its URL once /healthz answers."""
     port = free_port()
     env = os.environ | {"TOKENWATCH_PG_DSN": dsn, "TOKENWATCH_API_KEYS": KEY,
                         "PYTHONPATH": str(src)}
     env.pop("DD_AGENT_HOST", None)
+    env |= extra_env or {}
     svc = subprocess.Popen([sys.executable, "-m", "tokenwatch.cli", "serve", "--port",
                             str(port), "--workers", str(workers)], cwd=src, env=env,
                            stdout=subprocess.DEVNULL, stderr=log)
@@ -218,11 +316,42 @@ def best(results: list[dict]) -> dict:
     return max(results, key=lambda r: r["rate"])
 
 
+def _setup(url: str, refs: list[str], prefix_states: dict[str, str]) -> None:
+    """Create ``refs`` and walk them to TokenActive through the batch endpoint."""
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"},
+                      timeout=120) as c:
+        for i in range(0, len(refs), 150):
+            chunk = refs[i:i + 150]
+            items = [{"op": "create", "token_ref": r, "wallet_id": "apple_pay",
+                      "network": "visa", "token_type": "hce", "card_ref": f"c-{r}",
+                      "event_id": f"{r}-0", "occurred_at": _now()} for r in chunk]
+            items += [{"op": "transition", "token_ref": r, "to_state": to,
+                       "event_id": uuid.uuid4().hex, "occurred_at": _now(),
+                       "actor": "token_service", **extra} for to, extra in WALK for r in chunk]
+            results = c.post("/v1/batch", json={"items": items}).raise_for_status().json()
+            bad = [x for x in results["results"] if x["status"] != 201]
+            if bad:
+                raise SystemExit(f"setup failed: {bad[:3]}")
+    prefix_states.update({r: ACTIVE for r in refs})
+
+
+def _row(name: str, r: dict) -> str:
+    p99 = f"{r['p99_ms']:>9.2f}" if r.get("p99_ms") is not None else f"{'-':>9}"
+    client, service, pg, wall = r["cpu"]
+    cores = wall * psutil.cpu_count()
+    split = (f"{100 * client / cores:>6.0f}%{100 * service / cores:>8.0f}%"
+             f"{100 * pg / cores:>5.0f}%")
+    return f"{name:40}{r['rate']:>10.0f}{r['p50_ms']:>9.2f}{p99}  {split}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=15)
+    ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    ap.add_argument("--batch-size", type=int, default=100)
+    ap.add_argument("--traced", action="store_true",
+                    help="also measure a service with Datadog APM on (test agent as the sink)")
     ap.add_argument("--compare-with", action="append", default=[], metavar="COMMIT",
                     help="also measure the service at COMMIT (repeatable)")
     ap.add_argument("--rounds", type=int, default=1,
@@ -232,72 +361,107 @@ def main() -> None:
     server = resolve_server()
     work = tempfile.mkdtemp(prefix="tokenwatch-bench-service-")
     services: dict[str, dict] = {}  # label -> src, database, dsn, process, url, refs
+    agent = None
     try:
-        trees = [("working tree", ROOT)]
+        trees: list[tuple[str, Path, dict]] = [("working tree", ROOT, {})]
+        if args.traced:
+            from sandbox.apm_agent import TestAgent
+
+            agent = TestAgent().start()
+            trees.append(("traced", ROOT, agent.service_env()))
         for commit in args.compare_with:
             src = Path(work) / commit.replace("/", "_")
-            trees.append((export_commit(commit, str(src)), src))
-        for label, src in trees:
+            trees.append((export_commit(commit, str(src)), src, {}))
+        for label, src, env in trees:
             name = f"tokenwatch_bench_{uuid.uuid4().hex[:8]}"
-            services[label] = {"src": src, "name": name, "dsn": ensure_database(server, name)}
-        dsn = services["working tree"]["dsn"]  # the INSERT baseline runs on this database
+            services[label] = {"src": src, "name": name, "env": env,
+                               "dsn": ensure_database(server, name)}
+        dsn = services["working tree"]["dsn"]  # pgbench runs on this database
         migrate(dsn)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("create table bench_insert (id bigint generated always as identity "
                          "primary key, token_ref text not null, payload text not null, "
                          "created_at timestamptz not null default now())")
-        for svc in services.values():
+        for label, svc in services.items():
             svc["log"] = tempfile.TemporaryFile(dir=work)
             svc["proc"], svc["url"] = start_service(svc["src"], svc["dsn"], args.workers,
-                                                    svc["log"])
-            svc["refs"] = _setup_tokens(svc["url"], args.clients * TOKENS_PER_CLIENT)
-        print(f"PostgreSQL: {server.source}; {args.clients} clients in {PROCESSES} processes; "
-              f"{args.seconds:.0f} s per measurement; service with {args.workers} worker(s)"
-              + (f"; {args.rounds} rounds" if args.rounds > 1 else ""))
-        runs: dict[str, list[dict]] = {"baseline": [], **{label: [] for label in services}}
+                                                    svc["log"], svc["env"])
+            svc["states"] = {}
+            svc["groups"] = [[f"b{label[:2]}-{c}-{t}-{uuid.uuid4().hex[:6]}"
+                              for t in range(TOKENS_PER_CLIENT)] for c in range(args.clients)]
+            _setup(svc["url"], [r for g in svc["groups"] for r in g], svc["states"])
+        main_svc = services["working tree"]
+        main_svc["batch_groups"] = [[f"bb-{c}-{t}-{uuid.uuid4().hex[:6]}"
+                                     for t in range(args.batch_size)]
+                                    for c in range(args.clients)]
+        _setup(main_svc["url"], [r for g in main_svc["batch_groups"] for r in g],
+               main_svc["states"])
+        _setup(main_svc["url"], [f"pgb-{c}-{t}" for c in range(args.clients)
+                                 for t in range(TOKENS_PER_CLIENT)], {})
+        print(f"PostgreSQL: {server.source}; {args.clients} clients; {args.seconds:.0f} s per "
+              f"measurement; service with {args.workers} worker(s); batches of "
+              f"{args.batch_size}" + (f"; {args.rounds} rounds" if args.rounds > 1 else ""))
+        kinds = ["baseline", "ceiling", "single", "batch", *[label for label in services
+                                                              if label != "working tree"]]
+        runs: dict[str, list[dict]] = {k: [] for k in kinds}
         for i in range(args.rounds):
-            order = list(runs) if i % 2 == 0 else list(reversed(runs))
-            for label in order:
-                if label == "baseline":
-                    r = run_load("insert", dsn, args.clients, args.seconds,
-                                 services["working tree"]["refs"])
+            for kind in (kinds if i % 2 == 0 else list(reversed(kinds))):
+                if kind == "baseline":
+                    r = pgbench(dsn, _INSERT_SCRIPT, args.clients, args.seconds)
+                elif kind == "ceiling":
+                    r = pgbench(dsn, _CEILING_SCRIPT, args.clients, args.seconds)
+                elif kind in ("single", "batch"):
+                    groups = main_svc["groups" if kind == "single" else "batch_groups"]
+                    r = run_http(main_svc["url"], main_svc["proc"].pid, kind, groups,
+                                 main_svc["states"], args.seconds)
                 else:
-                    svc = services[label]
-                    r = run_load("http", svc["url"], args.clients, args.seconds, svc["refs"])
-                runs[label].append(r)
+                    svc = services[kind]
+                    r = run_http(svc["url"], svc["proc"].pid, "single", svc["groups"],
+                                 svc["states"], args.seconds)
+                runs[kind].append(r)
                 if args.rounds > 1:
-                    print(f"  round {i + 1}: {label:14}{r['rate']:>8.0f} ops/s  "
-                          f"p99 {r['p99_ms']:.1f} ms")
+                    print(f"  round {i + 1}: {kind:14}{r['rate']:>8.0f}/s")
         for svc in services.values():
             svc["sealed"], svc["role"] = describe(svc["dsn"])
-        pgb = _pgbench(dsn, args.clients, int(args.seconds))
+        if agent:
+            spans = agent.span_count()
     finally:
         for svc in services.values():
             if "proc" in svc:
                 svc["proc"].terminate()
                 svc["proc"].wait(timeout=30)
             drop_database(server, svc["name"])
+        if agent:
+            agent.stop()
         shutil.rmtree(work, ignore_errors=True)
-    base, http = best(runs["baseline"]), best(runs["working tree"])
-    print(f"{'':34}{'ops/s':>10}{'p50 ms':>10}{'p99 ms':>10}  sealed  role")
-    print(f"{'baseline: single-row INSERT txns':34}{base['rate']:>10.0f}"
-          f"{base['p50_ms']:>10.2f}{base['p99_ms']:>10.2f}")
-    for label, svc in services.items():
-        r = best(runs[label])
-        name = "state service: HTTP transitions" if label == "working tree" \
-            else f"  the same, service at {label}"
-        print(f"{name:34}{r['rate']:>10.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}"
-              f"  {svc['sealed']:6}  {svc['role']}")
-    if pgb:
-        print(f"{'reference: pgbench same INSERT':34}{pgb:>10.0f}")
-    ratio = http["rate"] / base["rate"]
-    print(f"ratio service/baseline: {ratio:.2f} (goal >= 0.5), p99 {http['p99_ms']:.1f} ms "
-          f"(goal <= 25 ms)")
-    for label in list(services)[1:]:
-        then = best(runs[label])
-        print(f"ratio working tree/{label}: {http['rate'] / then['rate']:.2f} ops/s, "
-              f"p50 x{http['p50_ms'] / then['p50_ms']:.2f}, "
-              f"p99 x{http['p99_ms'] / then['p99_ms']:.2f}")
+    b = {k: best(v) for k, v in runs.items()}
+    print(f"\n{'':40}{'ops/s':>10}{'p50 ms':>9}{'p99 ms':>9}  {'CPU: clients':>6}"
+          f"{'service':>9}{'PG':>6}")
+    print(_row("baseline: pgbench single-row INSERT", b["baseline"]))
+    print(_row("ceiling: pgbench write functions", b["ceiling"]))
+    print(_row("single: POST .../transitions", b["single"]))
+    print(_row(f"batch: POST /v1/batch x{args.batch_size} (transitions)", b["batch"]))
+    for label in services:
+        if label == "working tree":
+            continue
+        name = ("traced: single, APM on" if label == "traced"
+                else f"single, service at {label}")
+        print(_row(name, b[label]))
+    single, ceiling, base = b["single"]["rate"], b["ceiling"]["rate"], b["baseline"]["rate"]
+    print(f"\nceiling/baseline {ceiling / base:.2f}; single/ceiling {single / ceiling:.2f} "
+          f"(goal >= 0.5); single/baseline {single / base:.2f} (goal >= 0.3); single p99 "
+          f"{b['single']['p99_ms']:.1f} ms (goal <= 25); batch/baseline "
+          f"{b['batch']['rate'] / base:.2f} (goal >= 1.0)")
+    if "traced" in b:
+        overhead = 1 - b["traced"]["rate"] / single
+        print(f"tracing overhead: {100 * overhead:.1f}% of single's throughput (goal <= 10%), "
+              f"p50 x{b['traced']['p50_ms'] / b['single']['p50_ms']:.2f}; "
+              f"{spans} spans reached the agent")
+    for label in services:
+        if label not in ("working tree", "traced"):
+            print(f"working tree/{label}: {single / b[label]['rate']:.2f} ops/s")
+    print("sealed/role: " + "; ".join(f"{k}: {v['sealed']}, {v['role']}"
+                                      for k, v in services.items()))
 
 
 if __name__ == "__main__":

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from typing import Annotated
 
+import orjson
 import psycopg
 from fastapi import Depends, FastAPI, Path, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from pydantic import AfterValidator, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -22,7 +22,7 @@ from state_service import lifecycle
 from state_service.auth_failures import AuthFailures
 from state_service.batch_writer import BatchWriter, Item
 from state_service.guard import Guard
-from state_service.metrics import ServiceMetrics
+from state_service.metrics import RequestTiming, ServiceMetrics
 from state_service.migrate import migrate
 from state_service.schemas import (
     IDENTIFIER,
@@ -50,6 +50,15 @@ from state_service.store import (
 from tokenwatch import config, tracing
 
 log = logging.getLogger("tokenwatch.state_service")
+
+
+class FastJSON(Response):
+    """A JSON answer serialised by orjson (the write path's bodies are plain dicts)."""
+
+    media_type = "application/json"
+
+    def render(self, content) -> bytes:
+        return orjson.dumps(content)
 TokenRefPath = Annotated[str, Path(pattern=IDENTIFIER), AfterValidator(no_pan)]
 #: Documents the bearer scheme in the OpenAPI; the check itself runs in ``guard.Guard``, before
 #: the body is read.
@@ -72,11 +81,14 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
     readers = tuple(read_keys if read_keys is not None else config.read_keys())
     limit = max_body_bytes or config.max_body_bytes()
     metrics = metrics or ServiceMetrics.from_env()
-    pool = ConnectionPool(dsn, min_size=2, max_size=pool_size, open=False, timeout=5,
-                          reconnect_timeout=0, name="tokenwatch-state")
+    pool = AsyncConnectionPool(dsn, min_size=2, max_size=pool_size, open=False, timeout=5,
+                               reconnect_timeout=0, name="tokenwatch-state")
     store = TransitionStore(pool)
     batches = BatchWriter(store)
-    refused = AuthFailures(pool)
+    # the refused-requests recorder writes from a thread of its own, through a pool of its own
+    refused_pool = ConnectionPool(dsn, min_size=1, max_size=2, open=False, timeout=5,
+                                  reconnect_timeout=0, name="tokenwatch-state-refused")
+    refused = AuthFailures(refused_pool)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -87,11 +99,13 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
                 migrate(dsn)
             except Exception as exc:  # noqa: BLE001 - the service still starts; /healthz reports the database
                 log.error("migrations could not run: %s", exc.__class__.__name__)
-        pool.open(wait=False)
+        await pool.open(wait=False)
+        refused_pool.open(wait=False)
         refused.start()
         yield
         refused.close()  # writes the refused requests still counted
-        pool.close()
+        refused_pool.close()
+        await pool.close()
         metrics.close()
 
     app = FastAPI(title="tokenwatch state service", version="1", lifespan=lifespan,
@@ -124,14 +138,8 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
         log.warning("PostgreSQL refused a value the schema accepted: %s", exc.__class__.__name__)
         return JSONResponse(DATA_ERROR, status_code=422)
 
-    @app.middleware("http")
-    async def _timing(request: Request, call_next):
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        metrics.request(getattr(route, "name", "unmatched"), request.method,
-                        response.status_code, time.perf_counter() - start)
-        return response
+    if metrics.enabled:
+        app.add_middleware(RequestTiming, metrics=metrics)
 
     def _record(outcome: Outcome) -> tuple[int, dict]:
         if outcome.created:
@@ -141,9 +149,9 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
                           version=outcome.version, replayed=not outcome.created)
         return (201 if outcome.created else 200), body.model_dump(mode="json")
 
-    def _answer(outcome: Outcome) -> JSONResponse:
+    def _answer(outcome: Outcome) -> FastJSON:
         status, body = _record(outcome)
-        return JSONResponse(body, status_code=status)
+        return FastJSON(body, status_code=status)
 
     secured = [Depends(_documents_bearer)]
     read_errors = {401: {"model": ErrorBody, "description": "No key or an unknown key"},
@@ -174,9 +182,9 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
               operation_id="create_token", dependencies=secured,
               responses=write_errors | replayed | {201: created, 409: {
                   "model": ErrorBody, "description": "token_exists or event_id_conflict"}})
-    def create_token(body: CreateToken):
+    async def create_token(body: CreateToken):
         """Create a token in TokenRequested. Replaying the same event_id answers 200."""
-        return _answer(store.create_token(body))
+        return _answer(await store.create_token(body))
 
     @app.post("/v1/tokens/{token_ref}/transitions", status_code=201, response_model=TokenState,
               operation_id="post_transition", dependencies=secured,
@@ -186,13 +194,13 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
                   409: {"model": IllegalTransition | ErrorBody,
                         "description": "illegal_transition (with the allowed states) or "
                                        "event_id_conflict"}})
-    def post_transition(token_ref: TokenRefPath, body: TransitionRequest):
+    async def post_transition(token_ref: TokenRefPath, body: TransitionRequest):
         """Move a token to ``to_state``. Illegal moves answer 409 with the allowed states."""
-        return _answer(store.transition(token_ref, body))
+        return _answer(await store.transition(token_ref, body))
 
     @app.post("/v1/batch", response_model=BatchResponse, operation_id="post_batch",
               dependencies=secured, responses=write_errors)
-    def post_batch(body: BatchRequest):
+    async def post_batch(body: BatchRequest):
         """Up to 1000 creations and transitions, applied in order, each exactly as its single
         endpoint would (the same checks, against the items before it); one result per item,
         whose status and body are what that endpoint would have answered. A bad item gets its
@@ -208,7 +216,7 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
                 results[i] = {"index": i, "status": 422,
                               "body": invalid_body(exc.errors(), skip=0)}
         try:
-            written = batches.write([item for _, item in valid])
+            written = await batches.write([item for _, item in valid])
         except DatabaseUnavailable as exc:  # nothing written: from the first write on, 503
             status, err = store_error_body(exc)
             first = valid[0][0]
@@ -226,7 +234,7 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
                 log.warning("PostgreSQL refused a batch item the schema accepted: %s",
                             outcome.__class__.__name__)
                 results[i] = {"index": i, "status": 422, "body": DATA_ERROR}
-        return JSONResponse({"results": results})
+        return FastJSON({"results": results})
 
 
     @app.get("/v1/tokens/{token_ref}", response_model=TokenDetail, operation_id="get_token",
@@ -234,22 +242,22 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
              responses=read_errors | {
                  404: {"model": ErrorBody, "description": "No such token"},
                  422: {"model": InvalidRequest, "description": "token_ref breaks the contract"}})
-    def get_token(token_ref: TokenRefPath):
+    async def get_token(token_ref: TokenRefPath):
         """The token's current state and its full history."""
-        return store.get_token(token_ref)
+        return await store.get_token(token_ref)
 
     @app.get("/v1/lifecycle", operation_id="get_lifecycle", dependencies=secured,
              responses={401: read_errors[401]})
-    def get_lifecycle() -> dict:
+    async def get_lifecycle() -> dict:
         """The lifecycle state machine: states, legal transitions and attribute vocabularies."""
         return lifecycle.as_dict()
 
     @app.get("/healthz", response_model=Health, operation_id="healthz",
              responses={503: {"model": Health, "description": "The database is unavailable"}})
-    def healthz():
+    async def healthz():
         """Liveness and the database's reachability. Needs no key; holds no data."""
         try:
-            store.ping()
+            await store.ping()
         except DatabaseUnavailable:
             return JSONResponse({"status": "degraded", "database": "unavailable"},
                                 status_code=503)

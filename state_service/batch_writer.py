@@ -99,7 +99,7 @@ class BatchWriter:
     def __init__(self, store: TransitionStore):
         self.store = store
 
-    def write(self, items: list[Item]) -> list[Result]:
+    async def write(self, items: list[Item]) -> list[Result]:
         """One result per item, in order: an Outcome, or the StoreError (or DataError) its
         own endpoint would have answered with. Raises DatabaseUnavailable for the whole batch
         (none of it was written)."""
@@ -107,58 +107,58 @@ class BatchWriter:
             return []
         for attempt in (1, 2):
             try:
-                return self._write(items)
+                return await self._write(items)
             except errors.UniqueViolation:
                 if attempt == 2:
                     raise
             except psycopg.DataError:
-                return self._one_by_one(items)
+                return await self._one_by_one(items)
             except (psycopg.OperationalError, PoolTimeout) as exc:
                 if attempt == 2 or isinstance(exc, PoolTimeout):
                     raise DatabaseUnavailable(
                         "the state database is not reachable; retry later") from exc
         raise AssertionError("unreachable")
 
-    def _one_by_one(self, items: list[Item]) -> list[Result]:
+    async def _one_by_one(self, items: list[Item]) -> list[Result]:
         results: list[Result] = []
         for item in items:
             try:
-                results.append(self.store.create_token(item.body) if item.creates
-                               else self.store.transition(item.token_ref, item.body))
+                results.append(await self.store.create_token(item.body) if item.creates
+                               else await self.store.transition(item.token_ref, item.body))
             except (StoreError, psycopg.DataError) as exc:
                 if isinstance(exc, DatabaseUnavailable):
                     raise
                 results.append(exc)
         return results
 
-    def _write(self, items: list[Item]) -> list[Result]:
+    async def _write(self, items: list[Item]) -> list[Result]:
         store = self.store
         created = sorted({i.token_ref for i in items if i.creates})
         refs = sorted({i.token_ref for i in items})
-        with store.pool.connection() as conn:
-            with conn.pipeline():
+        async with store.pool.connection() as conn:
+            async with conn.pipeline():
                 if created:
-                    conn.execute(_LOCK_CREATED, [created], prepare=True)
-                tok_cur = conn.execute(_LOCK_TOKENS, [refs], prepare=True)
-                ev_cur = conn.execute(_EVENTS, [[i.body.event_id for i in items]],
-                                      prepare=True)
-                ctx_cur = conn.execute(_CONTEXT, [len(items)], prepare=True)
-            heads = {r[0]: list(r[1:]) for r in tok_cur.fetchall()}
-            events = {r[0]: r[1:] for r in ev_cur.fetchall()}
-            contexts = ctx_cur.fetchall()
+                    await conn.execute(_LOCK_CREATED, [created], prepare=True)
+                tok_cur = await conn.execute(_LOCK_TOKENS, [refs], prepare=True)
+                ev_cur = await conn.execute(_EVENTS, [[i.body.event_id for i in items]],
+                                            prepare=True)
+                ctx_cur = await conn.execute(_CONTEXT, [len(items)], prepare=True)
+            heads = {r[0]: list(r[1:]) for r in await tok_cur.fetchall()}
+            events = {r[0]: r[1:] for r in await ev_cur.fetchall()}
+            contexts = await ctx_cur.fetchall()
             plan = _Plan(store, heads, events)
             results = [plan.decide(item, ctx) for item, ctx in zip(items, contexts, strict=True)]
             if not plan.rows:
-                conn.rollback()
+                await conn.rollback()
                 return results
             tokens, moves = plan.token_rows(), plan.moves()
-            with conn.pipeline():
+            async with conn.pipeline():
                 if tokens:
-                    conn.execute(_INSERT_TOKENS, _columns(tokens), prepare=True)
-                conn.execute(_INSERT_ROWS, _columns(plan.rows), prepare=True)
+                    await conn.execute(_INSERT_TOKENS, _columns(tokens), prepare=True)
+                await conn.execute(_INSERT_ROWS, _columns(plan.rows), prepare=True)
                 if moves:
-                    conn.execute(_MOVE_TOKENS, _columns(moves), prepare=True)
-                conn.commit()
+                    await conn.execute(_MOVE_TOKENS, _columns(moves), prepare=True)
+                await conn.commit()
         return results
 
 

@@ -6,6 +6,8 @@ set; silent otherwise. Tags are bounded: wallet, states, actor, route, method, s
 
 from __future__ import annotations
 
+import time
+
 from datadog.dogstatsd.base import DogStatsd
 
 from tokenwatch import config
@@ -45,3 +47,30 @@ class ServiceMetrics:
     def close(self):
         if self._statsd:
             self._statsd.close_socket()
+
+
+class RequestTiming:
+    """ASGI middleware: each HTTP request's latency to ``metrics.request``, tagged with the
+    route that answered it (its name, never the path: paths carry token references)."""
+
+    def __init__(self, app, metrics: ServiceMetrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start, status = time.perf_counter(), 500
+
+        async def timed_send(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, timed_send)
+        finally:
+            route = scope.get("route")
+            self.metrics.request(getattr(route, "name", "unmatched"), scope["method"], status,
+                                 time.perf_counter() - start)

@@ -21,7 +21,7 @@ from datetime import datetime
 import psycopg
 from psycopg import errors
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from state_service import chain, lifecycle
 from state_service.chain import format_ts
@@ -110,23 +110,23 @@ class TransitionStore:
     COMMIT in one pipeline. A replay or a refusal answers after the first.
     """
 
-    def __init__(self, pool: ConnectionPool, keys: tuple[str, dict[str, bytes]] | None = None):
+    def __init__(self, pool: AsyncConnectionPool, keys: tuple[str, dict[str, bytes]] | None = None):
         self.pool = pool
         self.key_id, keyring = keys or config.chain_keys()
         self._key = keyring[self.key_id]
 
     # -- writes ---------------------------------------------------------------------------
-    def create_token(self, body: CreateToken) -> Outcome:
-        return self._retrying(self._create, body)
+    async def create_token(self, body: CreateToken) -> Outcome:
+        return await self._retrying(self._create, body)
 
-    def transition(self, token_ref: str, body: TransitionRequest) -> Outcome:
-        return self._retrying(self._transition, token_ref, body)
+    async def transition(self, token_ref: str, body: TransitionRequest) -> Outcome:
+        return await self._retrying(self._transition, token_ref, body)
 
-    def _retrying(self, fn, *args) -> Outcome:
+    async def _retrying(self, fn, *args) -> Outcome:
         """Run a write; after a lost connection retry once (writes are idempotent by event_id)."""
         for attempt in (1, 2):
             try:
-                return fn(*args)
+                return await fn(*args)
             except errors.UniqueViolation:
                 if attempt == 2:
                     raise
@@ -151,14 +151,15 @@ class TransitionStore:
             raise TokenExists("a token with this token_ref already exists")
         raise AssertionError(f"unknown outcome {outcome!r}")
 
-    def _create(self, body: CreateToken) -> Outcome:
+    async def _create(self, body: CreateToken) -> Outcome:
         rhash = request_hash("create", body.token_ref, body)
         initial = lifecycle.INITIAL_STATE.value
-        with self.pool.connection() as conn:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_PREPARE_CREATE, (
+                body.token_ref, body.event_id, body.actor, body.wallet_id, body.network,
+                body.token_type, body.occurred_at, rhash, initial), prepare=True)
             (outcome, _state, _v, _f, _w, _actor, transition_id, xact_id, recorded_at,
-             row_hash) = p = conn.execute(_PREPARE_CREATE, (
-                 body.token_ref, body.event_id, body.actor, body.wallet_id, body.network,
-                 body.token_type, body.occurred_at, rhash, initial), prepare=True).fetchone()
+             row_hash) = p = await cur.fetchone()
             if outcome != "new":
                 return self._refused(outcome, body.token_ref, _create_as_transition(p))
             row = {"transition_id": transition_id, "xact_id": xact_id,
@@ -172,24 +173,24 @@ class TransitionStore:
                      "network": body.network, "token_type": body.token_type,
                      "card_ref": body.card_ref, "created_at": recorded_at,
                      "key_id": self.key_id}
-            with conn.pipeline():
-                conn.execute(_APPLY_CREATE, (
+            async with conn.pipeline():
+                await conn.execute(_APPLY_CREATE, (
                     transition_id, xact_id, body.token_ref, body.event_id, body.actor,
                     body.wallet_id, body.network, body.token_type, body.card_ref,
                     body.occurred_at, recorded_at, rhash, row_hash, self.key_id,
                     chain.row_mac(self._key, row), chain.attrs_mac(self._key, token), initial),
                     prepare=True)
-                conn.commit()
+                await conn.commit()
         return Outcome(body.token_ref, lifecycle.INITIAL_STATE, 1, created=True,
                        wallet_id=body.wallet_id, actor=body.actor)
 
-    def _transition(self, token_ref: str, body: TransitionRequest) -> Outcome:
+    async def _transition(self, token_ref: str, body: TransitionRequest) -> Outcome:
         rhash = request_hash("transition", token_ref, body)
-        with self.pool.connection() as conn:
-            p = conn.execute(_PREPARE_TRANSITION, (
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_PREPARE_TRANSITION, (
                 token_ref, body.event_id, body.to_state.value, body.actor, body.reason_code,
-                body.decision, body.idv_method, body.occurred_at, rhash),
-                prepare=True).fetchone()
+                body.decision, body.idv_method, body.occurred_at, rhash), prepare=True)
+            p = await cur.fetchone()
             (outcome, state, version, from_state, wallet_id, network, token_type, actor,
              transition_id, xact_id, recorded_at, prev_hash, row_hash) = p
             if outcome == "illegal_transition":
@@ -203,40 +204,42 @@ class TransitionStore:
                    "wallet_id": wallet_id, "network": network, "token_type": token_type,
                    "occurred_at": body.occurred_at, "recorded_at": recorded_at,
                    "request_hash": rhash, "key_id": self.key_id}
-            with conn.pipeline():
-                conn.execute(_APPLY_TRANSITION, (
+            async with conn.pipeline():
+                await conn.execute(_APPLY_TRANSITION, (
                     transition_id, xact_id, token_ref, version, body.event_id, from_state,
                     state, body.actor, body.reason_code, body.decision, body.idv_method,
                     wallet_id, network, token_type, body.occurred_at, recorded_at, rhash,
                     prev_hash, row_hash, self.key_id, chain.row_mac(self._key, row)),
                     prepare=True)
-                conn.commit()
+                await conn.commit()
         return Outcome(token_ref, body.to_state, version, created=True, wallet_id=wallet_id,
                        from_state=State(from_state), actor=body.actor)
 
     # -- reads ----------------------------------------------------------------------------
-    def get_token(self, token_ref: str) -> dict:
+    async def get_token(self, token_ref: str) -> dict:
         try:
-            with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-                token = cur.execute(
+            async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(
                     "select token_ref, wallet_id, network, token_type, state, version,"
                     " created_at, updated_at from tokens where token_ref = %s",
-                    [token_ref]).fetchone()
+                    [token_ref])
+                token = await cur.fetchone()
                 if token is None:
                     raise TokenNotFound("no such token")
-                token["history"] = cur.execute(
+                await cur.execute(
                     "select version, event_id, from_state, to_state, actor, reason_code,"
                     " decision, idv_method, occurred_at, recorded_at, row_hash"
                     " from token_state_transitions where token_ref = %s order by version",
-                    [token_ref]).fetchall()
+                    [token_ref])
+                token["history"] = await cur.fetchall()
                 return token
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise DatabaseUnavailable("the state database is not reachable; retry later") \
                 from exc
 
-    def ping(self) -> None:
+    async def ping(self) -> None:
         try:
-            with self.pool.connection(timeout=2) as conn:
-                conn.execute("select 1")
+            async with self.pool.connection(timeout=2) as conn:
+                await conn.execute("select 1")
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise DatabaseUnavailable("the state database is not reachable") from exc

@@ -4,6 +4,7 @@ PostgreSQL refuses costs only its own item."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 import uuid
@@ -168,20 +169,25 @@ def test_a_value_postgresql_refuses_costs_only_its_own_item(service_dsn):
     set-based statement, and the batch is written item by item: the others still land."""
     app = create_app(service_dsn, api_keys=["k" * 16], run_migrations=False)
     writer = BatchWriter(app.state.store)
-    app.state.store.pool.open(wait=True)
-    try:
-        good, bad = new_ref("nul"), new_ref("nul")
-        now = datetime.now(UTC)
-        body = {"wallet_id": "apple_pay", "network": "visa", "token_type": "hce",
-                "actor": "token_service", "occurred_at": now}
-        results = writer.write([
-            Item(good, CreateToken.model_validate(
-                {"token_ref": good, "card_ref": "c-1", "event_id": uuid.uuid4().hex} | body)),
-            Item(bad, CreateToken.model_construct(
-                token_ref=bad, card_ref="c\x00", event_id=uuid.uuid4().hex, **body)),
-        ])
-        assert results[0].created and results[0].version == 1
-        assert isinstance(results[1], psycopg.DataError)
-    finally:
-        app.state.store.pool.close()
+    good, bad = new_ref("nul"), new_ref("nul")
+    now = datetime.now(UTC)
+    body = {"wallet_id": "apple_pay", "network": "visa", "token_type": "hce",
+            "actor": "token_service", "occurred_at": now}
+
+    async def write() -> list:
+        await app.state.store.pool.open(wait=True)
+        try:
+            return await writer.write([
+                Item(good, CreateToken.model_validate(
+                    {"token_ref": good, "card_ref": "c-1", "event_id": uuid.uuid4().hex}
+                    | body)),
+                Item(bad, CreateToken.model_construct(
+                    token_ref=bad, card_ref="c\x00", event_id=uuid.uuid4().hex, **body)),
+            ])
+        finally:
+            await app.state.store.pool.close()
+
+    results = asyncio.run(write())
+    assert results[0].created and results[0].version == 1
+    assert isinstance(results[1], psycopg.DataError)
 
