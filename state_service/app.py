@@ -82,7 +82,8 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
     limit = max_body_bytes or config.max_body_bytes()
     metrics = metrics or ServiceMetrics.from_env()
     pool = AsyncConnectionPool(dsn, min_size=2, max_size=pool_size, open=False, timeout=5,
-                               reconnect_timeout=0, name="tokenwatch-state")
+                               reconnect_timeout=0, name="tokenwatch-state",
+                               kwargs={"autocommit": True})  # the writes BEGIN/COMMIT
     store = TransitionStore(pool)
     batches = BatchWriter(store)
     # the refused-requests recorder writes from a thread of its own, through a pool of its own

@@ -135,8 +135,9 @@ class BatchWriter:
         store = self.store
         created = sorted({i.token_ref for i in items if i.creates})
         refs = sorted({i.token_ref for i in items})
-        async with store.pool.connection() as conn:
+        async with store._session() as conn:
             async with conn.pipeline():
+                await conn.execute("begin")
                 if created:
                     await conn.execute(_LOCK_CREATED, [created], prepare=True)
                 tok_cur = await conn.execute(_LOCK_TOKENS, [refs], prepare=True)
@@ -149,8 +150,7 @@ class BatchWriter:
             plan = _Plan(store, heads, events)
             results = [plan.decide(item, ctx) for item, ctx in zip(items, contexts, strict=True)]
             if not plan.rows:
-                await conn.rollback()
-                return results
+                return results  # nothing to write: the session rolls back
             tokens, moves = plan.token_rows(), plan.moves()
             async with conn.pipeline():
                 if tokens:
@@ -158,7 +158,7 @@ class BatchWriter:
                 await conn.execute(_INSERT_ROWS, _columns(plan.rows), prepare=True)
                 if moves:
                     await conn.execute(_MOVE_TOKENS, _columns(moves), prepare=True)
-                await conn.commit()
+                await conn.execute("commit")
         return results
 
 

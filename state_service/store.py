@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import psycopg
-from psycopg import errors
+from psycopg import AsyncClientCursor, errors
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -88,32 +91,98 @@ def request_hash(kind: str, token_ref: str, body: CreateToken | TransitionReques
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
-#: The two messages of a write (migration 0005): the prepare call, then the seal with the
-#: insert and the COMMIT. Prepared on first use (``prepare=True``).
-_PREPARE_TRANSITION = (
-    "select * from tokenwatch_prepare_transition(%s, %s, %s, %s, %s, %s, %s, %s, %s)")
-_APPLY_TRANSITION = (
-    "select tokenwatch_apply_transition(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-    " %s, %s, %s, %s, %s, %s, %s)")
-_PREPARE_CREATE = "select * from tokenwatch_prepare_create(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-_APPLY_CREATE = (
-    "select tokenwatch_apply_create(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-    " %s, %s)")
+#: The write functions (migration 0005) as each connection's prepared statements: name ->
+#: (argument types, the call). Prepared once per connection (``PREPARE``), then run with
+#: ``EXECUTE`` inside the two messages of a write, each one simple-protocol round trip.
+_STATEMENTS: dict[str, tuple[str, str]] = {
+    "tw_prepare_transition": ("text, text, text, text, text, text, text, timestamptz, text",
+                              "select * from tokenwatch_prepare_transition"),
+    "tw_apply_transition": ("bigint, text, text, integer, text, text, text, text, text, text,"
+                            " text, text, text, text, timestamptz, timestamptz, text, text,"
+                            " text, text, text", "select tokenwatch_apply_transition"),
+    "tw_prepare_create": ("text, text, text, text, text, text, timestamptz, text, text",
+                          "select * from tokenwatch_prepare_create"),
+    "tw_apply_create": ("bigint, text, text, text, text, text, text, text, text, timestamptz,"
+                        " timestamptz, text, text, text, text, text, text",
+                        "select tokenwatch_apply_create"),
+}
+
+
+def _utc(ts: datetime) -> datetime:
+    """A timestamp in UTC for a literal: PostgreSQL refuses offsets beyond +-15:59 in text
+    (RFC 3339 allows up to 23:59), and the chain reads it in UTC anyway."""
+    return ts.astimezone(UTC)
+
+
+def _prepare_all() -> str:
+    out = []
+    for name, (types, call) in _STATEMENTS.items():
+        n = types.count(",") + 1
+        out.append(f"prepare {name} ({types}) as {call}("
+                   + ", ".join(f"${i}" for i in range(1, n + 1)) + ")")
+    return "; ".join(out)
+
+
+def _execute(name: str) -> str:
+    n = _STATEMENTS[name][0].count(",") + 1
+    return f"execute {name} (" + ", ".join(["%s"] * n) + ")"
+
+
+_PREPARE_ALL = _prepare_all()
+#: The first message of a write: open the transaction and run the prepare function.
+_BEGIN_PREPARE_TRANSITION = "begin; " + _execute("tw_prepare_transition")
+_BEGIN_PREPARE_CREATE = "begin; " + _execute("tw_prepare_create")
+#: The second: the sealed row, the token's move and the COMMIT.
+_APPLY_TRANSITION_COMMIT = _execute("tw_apply_transition") + "; commit"
+_APPLY_CREATE_COMMIT = _execute("tw_apply_create") + "; commit"
 
 
 class TransitionStore:
     """The state service's storage operations over a connection pool.
 
-    A write is two messages in one transaction: the prepare function (lock, idempotency,
-    legality, the row's identity and clock, its hash: one server-side call), then the seal
-    (an HMAC under a key PostgreSQL never sees, computed here) sent with the insert and the
-    COMMIT in one pipeline. A replay or a refusal answers after the first.
+    A write is two messages (two round trips) in one transaction: ``BEGIN`` and the prepare
+    function (lock, idempotency, legality, the row's identity and clock, its hash: one
+    server-side call), then the seal (an HMAC under a key PostgreSQL never sees, computed
+    here) with the insert, the token's move and the ``COMMIT``. A replay or a refusal answers
+    after the first (and a ``ROLLBACK``). The pool's connections are in autocommit: the
+    transaction is the messages' own ``BEGIN``/``COMMIT``, so psycopg adds no round trip.
     """
 
     def __init__(self, pool: AsyncConnectionPool, keys: tuple[str, dict[str, bytes]] | None = None):
         self.pool = pool
         self.key_id, keyring = keys or config.chain_keys()
         self._key = keyring[self.key_id]
+        self._prepared: weakref.WeakSet = weakref.WeakSet()  # connections with _STATEMENTS
+
+    @asynccontextmanager
+    async def _session(self):
+        """A pool connection for one write; whatever transaction it leaves open (a refusal,
+        an error) is rolled back before the connection goes back."""
+        async with self.pool.connection() as conn:
+            try:
+                if conn not in self._prepared:
+                    await conn.execute(_PREPARE_ALL)
+                    self._prepared.add(conn)
+                yield conn
+            except errors.InvalidSqlStatementName:
+                # psycopg deallocates every prepared statement when it rolls back itself (a
+                # pool reset, a failed transaction block): prepare again and retry
+                self._prepared.discard(conn)
+                raise
+            finally:
+                if conn.info.transaction_status in (TransactionStatus.INTRANS,
+                                                    TransactionStatus.INERROR):
+                    try:
+                        await conn.execute("rollback")
+                    except psycopg.Error:
+                        pass  # a broken connection: the pool discards it
+
+    @staticmethod
+    async def _first(conn, query: str, args: tuple) -> tuple:
+        cur = AsyncClientCursor(conn)
+        await cur.execute(query, args)
+        cur.nextset()  # past BEGIN, to the prepare function's row
+        return await cur.fetchone()
 
     # -- writes ---------------------------------------------------------------------------
     async def create_token(self, body: CreateToken) -> Outcome:
@@ -127,9 +196,12 @@ class TransitionStore:
         for attempt in (1, 2):
             try:
                 return await fn(*args)
-            except errors.UniqueViolation:
+            except (errors.UniqueViolation, errors.InvalidSqlStatementName):
                 if attempt == 2:
                     raise
+            except errors.UndefinedFunction as exc:
+                raise DatabaseUnavailable("the state database is not migrated (run tokenwatch "
+                                          "db migrate as its admin); retry later") from exc
             except (psycopg.OperationalError, PoolTimeout) as exc:
                 if attempt == 2 or isinstance(exc, PoolTimeout):
                     raise DatabaseUnavailable(
@@ -154,12 +226,11 @@ class TransitionStore:
     async def _create(self, body: CreateToken) -> Outcome:
         rhash = request_hash("create", body.token_ref, body)
         initial = lifecycle.INITIAL_STATE.value
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(_PREPARE_CREATE, (
-                body.token_ref, body.event_id, body.actor, body.wallet_id, body.network,
-                body.token_type, body.occurred_at, rhash, initial), prepare=True)
+        async with self._session() as conn:
             (outcome, _state, _v, _f, _w, _actor, transition_id, xact_id, recorded_at,
-             row_hash) = p = await cur.fetchone()
+             row_hash) = p = await self._first(conn, _BEGIN_PREPARE_CREATE, (
+                 body.token_ref, body.event_id, body.actor, body.wallet_id, body.network,
+                 body.token_type, _utc(body.occurred_at), rhash, initial))
             if outcome != "new":
                 return self._refused(outcome, body.token_ref, _create_as_transition(p))
             row = {"transition_id": transition_id, "xact_id": xact_id,
@@ -173,24 +244,20 @@ class TransitionStore:
                      "network": body.network, "token_type": body.token_type,
                      "card_ref": body.card_ref, "created_at": recorded_at,
                      "key_id": self.key_id}
-            async with conn.pipeline():
-                await conn.execute(_APPLY_CREATE, (
-                    transition_id, xact_id, body.token_ref, body.event_id, body.actor,
-                    body.wallet_id, body.network, body.token_type, body.card_ref,
-                    body.occurred_at, recorded_at, rhash, row_hash, self.key_id,
-                    chain.row_mac(self._key, row), chain.attrs_mac(self._key, token), initial),
-                    prepare=True)
-                await conn.commit()
+            await AsyncClientCursor(conn).execute(_APPLY_CREATE_COMMIT, (
+                transition_id, xact_id, body.token_ref, body.event_id, body.actor,
+                body.wallet_id, body.network, body.token_type, body.card_ref,
+                _utc(body.occurred_at), recorded_at, rhash, row_hash, self.key_id,
+                chain.row_mac(self._key, row), chain.attrs_mac(self._key, token), initial))
         return Outcome(body.token_ref, lifecycle.INITIAL_STATE, 1, created=True,
                        wallet_id=body.wallet_id, actor=body.actor)
 
     async def _transition(self, token_ref: str, body: TransitionRequest) -> Outcome:
         rhash = request_hash("transition", token_ref, body)
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(_PREPARE_TRANSITION, (
+        async with self._session() as conn:
+            p = await self._first(conn, _BEGIN_PREPARE_TRANSITION, (
                 token_ref, body.event_id, body.to_state.value, body.actor, body.reason_code,
-                body.decision, body.idv_method, body.occurred_at, rhash), prepare=True)
-            p = await cur.fetchone()
+                body.decision, body.idv_method, _utc(body.occurred_at), rhash))
             (outcome, state, version, from_state, wallet_id, network, token_type, actor,
              transition_id, xact_id, recorded_at, prev_hash, row_hash) = p
             if outcome == "illegal_transition":
@@ -204,14 +271,11 @@ class TransitionStore:
                    "wallet_id": wallet_id, "network": network, "token_type": token_type,
                    "occurred_at": body.occurred_at, "recorded_at": recorded_at,
                    "request_hash": rhash, "key_id": self.key_id}
-            async with conn.pipeline():
-                await conn.execute(_APPLY_TRANSITION, (
-                    transition_id, xact_id, token_ref, version, body.event_id, from_state,
-                    state, body.actor, body.reason_code, body.decision, body.idv_method,
-                    wallet_id, network, token_type, body.occurred_at, recorded_at, rhash,
-                    prev_hash, row_hash, self.key_id, chain.row_mac(self._key, row)),
-                    prepare=True)
-                await conn.commit()
+            await AsyncClientCursor(conn).execute(_APPLY_TRANSITION_COMMIT, (
+                transition_id, xact_id, token_ref, version, body.event_id, from_state,
+                state, body.actor, body.reason_code, body.decision, body.idv_method,
+                wallet_id, network, token_type, _utc(body.occurred_at), recorded_at, rhash,
+                prev_hash, row_hash, self.key_id, chain.row_mac(self._key, row)))
         return Outcome(token_ref, body.to_state, version, created=True, wallet_id=wallet_id,
                        from_state=State(from_state), actor=body.actor)
 
@@ -224,18 +288,19 @@ class TransitionStore:
                     " created_at, updated_at from tokens where token_ref = %s",
                     [token_ref])
                 token = await cur.fetchone()
-                if token is None:
-                    raise TokenNotFound("no such token")
-                await cur.execute(
-                    "select version, event_id, from_state, to_state, actor, reason_code,"
-                    " decision, idv_method, occurred_at, recorded_at, row_hash"
-                    " from token_state_transitions where token_ref = %s order by version",
-                    [token_ref])
-                token["history"] = await cur.fetchall()
-                return token
+                if token is not None:  # the history up to the version read, no later one
+                    await cur.execute(
+                        "select version, event_id, from_state, to_state, actor, reason_code,"
+                        " decision, idv_method, occurred_at, recorded_at, row_hash"
+                        " from token_state_transitions where token_ref = %s and version <= %s"
+                        " order by version", [token_ref, token["version"]])
+                    token["history"] = await cur.fetchall()
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise DatabaseUnavailable("the state database is not reachable; retry later") \
                 from exc
+        if token is None:
+            raise TokenNotFound("no such token")
+        return token
 
     async def ping(self) -> None:
         try:

@@ -158,3 +158,18 @@ def test_the_service_cannot_use_apply_to_rewrite_history(pg_dsn, client, db):
             [ref, uuid.uuid4().hex, "0" * 64, "0" * 64, "0" * 64, "0" * 64])
     assert db.execute("select count(*) from token_state_transitions where token_ref = %s",
                       [ref]).fetchone() == before
+
+
+def test_an_offset_postgresql_cannot_read_as_text_is_still_recorded(client, db):
+    """RFC 3339 allows offsets up to 23:59; PostgreSQL's text input stops at 15:59. The write
+    messages bind values as literals, so they are sent in UTC (found by schemathesis)."""
+    ref = new_ref("offset")
+    r = client.post("/v1/tokens", json=create_body(ref, occurred_at="2026-11-01T23:30:00+23:59"))
+    assert r.status_code == 201, r.text
+    r = client.post(f"/v1/tokens/{ref}/transitions", json=transition_body(
+        State.PROVISION_INITIATED) | {"occurred_at": "2026-11-02T00:00:00.5-23:59"})
+    assert r.status_code == 201, r.text
+    got = [o for (o,) in db.execute("select occurred_at from token_state_transitions where"
+                                    " token_ref = %s order by version", [ref])]
+    assert got == [datetime(2026, 10, 31, 23, 31, tzinfo=UTC),
+                   datetime(2026, 11, 2, 23, 59, 0, 500000, tzinfo=UTC)]
