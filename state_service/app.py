@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from state_service import lifecycle
 from state_service.auth_failures import AuthFailures
 from state_service.batch_writer import BatchWriter, Item
+from state_service.fast_path import WriteFastPath
 from state_service.guard import Guard
 from state_service.metrics import RequestTiming, ServiceMetrics
 from state_service.migrate import migrate
@@ -67,16 +68,18 @@ _bearer = HTTPBearer(auto_error=False, description=(
     "write key for reads."))
 
 
-def _documents_bearer(creds: HTTPAuthorizationCredentials | None = Security(_bearer)) -> None:
+async def _documents_bearer(
+        creds: HTTPAuthorizationCredentials | None = Security(_bearer)) -> None:
     """OpenAPI only: states that the operation takes a bearer key (the Guard enforces it)."""
 
 
 def create_app(dsn: str, api_keys: Iterable[str] | None = None,
                metrics: ServiceMetrics | None = None, pool_size: int = 16,
                run_migrations: bool = True, read_keys: Iterable[str] | None = None,
-               max_body_bytes: int | None = None) -> FastAPI:
+               max_body_bytes: int | None = None, fast_path: bool = True) -> FastAPI:
     """Build the service for the database at ``dsn``. Keys default to TOKENWATCH_API_KEYS
-    (write) and TOKENWATCH_READ_KEYS (read), the body limit to TOKENWATCH_MAX_BODY_BYTES."""
+    (write) and TOKENWATCH_READ_KEYS (read), the body limit to TOKENWATCH_MAX_BODY_BYTES.
+    ``fast_path=False`` leaves every request to FastAPI (state_service/fast_path.py)."""
     keys = tuple(api_keys if api_keys is not None else config.api_keys())
     readers = tuple(read_keys if read_keys is not None else config.read_keys())
     limit = max_body_bytes or config.max_body_bytes()
@@ -114,6 +117,10 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
     tracing.instrument(app, tracing.STATE_SERVICE)  # off unless DD_TRACE_ENABLED (README)
     app.state.store = store
     app.state.auth_failures = refused
+    routes: dict[str, object] = {}  # filled below, once the routes exist
+    if fast_path:
+        app.add_middleware(WriteFastPath, store=store, answer=lambda o: _record(o),
+                           refused=store_error_body, data_error=DATA_ERROR, routes=routes)
     app.add_middleware(Guard, write_keys=keys, read_keys=readers, max_body_bytes=limit,
                        refused=refused.record)
 
@@ -277,6 +284,8 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    routes.update({r.name: r for r in app.routes if getattr(r, "name", None) in (
+        "create_token", "post_transition")})
     return app
 
 
