@@ -332,13 +332,14 @@ def _message(error: dict) -> str:
 def _batch_item(item: dict) -> Item:
     """A batch item validated as its own endpoint's body (a ValidationError otherwise)."""
     op = item.get("op") if isinstance(item, dict) else None
-    if op == "create":
+    if op == "create":  # the batch models are their endpoint's, plus op (and token_ref)
         body = BatchCreate.model_validate(item)
-        return Item(body.token_ref, CreateToken.model_validate(body.model_dump(exclude={"op"})))
+        return Item(body.token_ref, CreateToken.model_construct(
+            **{f: getattr(body, f) for f in CreateToken.model_fields}))
     if op == "transition":
         body = BatchTransition.model_validate(item)
-        return Item(body.token_ref, TransitionRequest.model_validate(
-            body.model_dump(exclude={"op", "token_ref"})))
+        return Item(body.token_ref, TransitionRequest.model_construct(
+            **{f: getattr(body, f) for f in TransitionRequest.model_fields}))
     raise ValidationError.from_exception_data("item", [
         {"type": "literal_error", "loc": ("op",), "input": op,
          "ctx": {"expected": "'create' or 'transition'"}}])

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import orjson
 import psycopg
 from psycopg import errors
 from psycopg_pool import PoolTimeout
@@ -71,25 +72,19 @@ _ROW_COLUMNS = ("transition_id", "xact_id", "token_ref", "version", "event_id", 
                 "to_state", "actor", "reason_code", "decision", "idv_method", "wallet_id",
                 "network", "token_type", "occurred_at", "recorded_at", "request_hash",
                 "prev_hash", "row_hash", "key_id", "row_mac")
-#: unnest's array types, column by column (xact_id travels as text and is cast on insert).
-_ROW_TYPES = ("bigint", "text", "text", "integer", "text", "text", "text", "text", "text",
-              "text", "text", "text", "text", "text", "timestamptz", "timestamptz", "text",
-              "text", "text", "text", "text")
-_U = [f"c{i}" for i in range(len(_ROW_COLUMNS))]
-_INSERT_ROWS = (
-    f"insert into token_state_transitions ({', '.join(_ROW_COLUMNS)}) overriding system value"
-    f" select {', '.join(c + '::xid8' if c == 'c1' else c for c in _U)} from unnest("
-    + ", ".join(f"%s::{t}[]" for t in _ROW_TYPES) + f") as u({', '.join(_U)})")
+#: The writes take their rows as one JSON document each, read by PostgreSQL into records of
+#: the table's own type (its columns, its types): one parameter however many rows.
+_INSERT_ROWS = ("insert into token_state_transitions overriding system value select * from"
+                " json_populate_recordset(null::token_state_transitions, %s::json)")
 _TOKEN_COLUMNS = ("token_ref", "wallet_id", "network", "token_type", "card_ref", "state",
                   "version", "last_hash", "created_at", "updated_at", "key_id", "attrs_mac")
-_INSERT_TOKENS = (
-    f"insert into tokens ({', '.join(_TOKEN_COLUMNS)}) select * from unnest(%s::text[],"
-    " %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::integer[], %s::text[],"
-    " %s::timestamptz[], %s::timestamptz[], %s::text[], %s::text[])")
+_INSERT_TOKENS = (f"insert into tokens ({', '.join(_TOKEN_COLUMNS)}) select"
+                  f" {', '.join(_TOKEN_COLUMNS)} from json_populate_recordset(null::tokens,"
+                  " %s::json)")
+_MOVE_COLUMNS = ("token_ref", "state", "version", "last_hash", "updated_at")
 _MOVE_TOKENS = (
     "update tokens t set state = u.state, version = u.version, last_hash = u.last_hash,"
-    " updated_at = u.updated_at from unnest(%s::text[], %s::text[], %s::integer[], %s::text[],"
-    " %s::timestamptz[]) as u(token_ref, state, version, last_hash, updated_at)"
+    " updated_at = u.updated_at from json_populate_recordset(null::tokens, %s::json) as u"
     " where t.token_ref = u.token_ref")
 
 
@@ -154,17 +149,19 @@ class BatchWriter:
             tokens, moves = plan.token_rows(), plan.moves()
             async with conn.pipeline():
                 if tokens:
-                    await conn.execute(_INSERT_TOKENS, _columns(tokens), prepare=True)
-                await conn.execute(_INSERT_ROWS, _columns(plan.rows), prepare=True)
+                    await conn.execute(_INSERT_TOKENS, [_json(_TOKEN_COLUMNS, tokens)],
+                                       prepare=True)
+                await conn.execute(_INSERT_ROWS, [_json(_ROW_COLUMNS, plan.rows)], prepare=True)
                 if moves:
-                    await conn.execute(_MOVE_TOKENS, _columns(moves), prepare=True)
+                    await conn.execute(_MOVE_TOKENS, [_json(_MOVE_COLUMNS, moves)],
+                                       prepare=True)
                 await conn.execute("commit")
         return results
 
 
-def _columns(rows: list[tuple]) -> list[list]:
-    """Rows as one array per column, for unnest."""
-    return [list(col) for col in zip(*rows, strict=True)]
+def _json(columns: tuple[str, ...], rows: list[tuple]) -> str:
+    """Rows as a JSON array of objects keyed by column (json_populate_recordset's input)."""
+    return orjson.dumps([dict(zip(columns, row, strict=True)) for row in rows]).decode()
 
 
 class _Plan:

@@ -48,7 +48,8 @@ def format_ts(value: datetime) -> str:
     """A timestamp as the chain writes it: UTC, microseconds, ``Z``."""
     if value.tzinfo is None:
         raise ValueError("timestamps in the hash chain must be timezone-aware")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is strftime("%Y-%m-%dT%H:%M:%S.%fZ")'s text for four-digit years, faster
+    return value.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def canonical(row: Mapping[str, object], fields: tuple[str, ...] = CANONICAL_FIELDS) -> str:

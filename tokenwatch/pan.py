@@ -45,6 +45,7 @@ REDACTED = "[PAN-REDACTED]"
 
 _DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2043\u2212\u2e3a\u2e3b\u301c\ufe58\ufe63\uff0d"
 _ASCII_DIGIT = frozenset("0123456789")
+_DROP_DIGITS = str.maketrans("", "", "0123456789")
 _HEX_WORD = re.compile(
     r"(?<![0-9A-Za-z])(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}"
     r"-[0-9A-Fa-f]{12}|(?=[0-9A-Fa-f]*[A-Fa-f])[0-9A-Fa-f]{20,})(?![0-9A-Za-z])")
@@ -120,8 +121,11 @@ def _runs(norm: str) -> Iterator[tuple[int, int, str]]:
 
 def find_pan_like(text: str) -> list[str]:
     """The digits of every PAN-like run in ``text`` (empty: none)."""
-    if not isinstance(text, str) or (len(text) < PAN_MIN_DIGITS and text.isascii()):
-        return []  # (a non-ASCII character may normalise to two digits: ㉑ is 21)
+    if not isinstance(text, str):
+        return []
+    if text.isascii() and len(text) - len(text.translate(_DROP_DIGITS)) < PAN_MIN_DIGITS:
+        return []  # fewer digits than a card number has (ASCII text normalises to itself,
+        # but a non-ASCII character may normalise to two digits: ㉑ is 21)
     return [digits for _, _, digits in _runs(normalise(text))]
 
 
