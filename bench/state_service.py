@@ -367,8 +367,10 @@ def main() -> None:
         if args.traced:
             from sandbox.apm_agent import TestAgent
 
-            agent = TestAgent().start()
-            trees.append(("traced", ROOT, agent.service_env()))
+            agent = TestAgent(Path(work) / "apm-agent.log").__enter__()
+            agent.start_session("bench")
+            trees.append(("traced", ROOT, {"DD_TRACE_ENABLED": "true",
+                                           "DD_TRACE_AGENT_URL": agent.url}))
         for commit in args.compare_with:
             src = Path(work) / commit.replace("/", "_")
             trees.append((export_commit(commit, str(src)), src, {}))
@@ -424,7 +426,7 @@ def main() -> None:
         for svc in services.values():
             svc["sealed"], svc["role"] = describe(svc["dsn"])
         if agent:
-            spans = agent.span_count()
+            spans = sum(len(t) for t in agent.traces("bench"))
     finally:
         for svc in services.values():
             if "proc" in svc:
@@ -432,7 +434,7 @@ def main() -> None:
                 svc["proc"].wait(timeout=30)
             drop_database(server, svc["name"])
         if agent:
-            agent.stop()
+            agent.__exit__(None, None, None)
         shutil.rmtree(work, ignore_errors=True)
     b = {k: best(v) for k, v in runs.items()}
     print(f"\n{'':40}{'ops/s':>10}{'p50 ms':>9}{'p99 ms':>9}  {'CPU: clients':>6}"

@@ -74,7 +74,7 @@ async def _documents_bearer(
 
 
 def create_app(dsn: str, api_keys: Iterable[str] | None = None,
-               metrics: ServiceMetrics | None = None, pool_size: int = 16,
+               metrics: ServiceMetrics | None = None, pool_size: int | None = None,
                run_migrations: bool = True, read_keys: Iterable[str] | None = None,
                max_body_bytes: int | None = None, fast_path: bool = True) -> FastAPI:
     """Build the service for the database at ``dsn``. Keys default to TOKENWATCH_API_KEYS
@@ -84,9 +84,13 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
     readers = tuple(read_keys if read_keys is not None else config.read_keys())
     limit = max_body_bytes or config.max_body_bytes()
     metrics = metrics or ServiceMetrics.from_env()
-    pool = AsyncConnectionPool(dsn, min_size=2, max_size=pool_size, open=False, timeout=5,
-                               reconnect_timeout=0, name="tokenwatch-state",
-                               kwargs={"autocommit": True})  # the writes BEGIN/COMMIT
+    pool_size = pool_size or config.service_pool_size()
+    pool = AsyncConnectionPool(dsn, min_size=min(2, pool_size), max_size=pool_size,
+                               open=False, timeout=5, reconnect_timeout=0, name="tokenwatch-state",
+                               # the writes BEGIN/COMMIT themselves; their statements are
+                               # PREPAREd by the store (psycopg's own would DEALLOCATE ALL
+                               # on every ROLLBACK, taking the store's with them)
+                               kwargs={"autocommit": True, "prepare_threshold": None})
     store = TransitionStore(pool)
     batches = BatchWriter(store)
     # the refused-requests recorder writes from a thread of its own, through a pool of its own
@@ -113,7 +117,8 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
         metrics.close()
 
     app = FastAPI(title="tokenwatch state service", version="1", lifespan=lifespan,
-                  description=DESCRIPTION.format(limit=limit))
+                  description=DESCRIPTION.format(limit=limit),
+                  telemetry=tracing.FASTAPI_TELEMETRY_OFF)
     tracing.instrument(app, tracing.STATE_SERVICE)  # off unless DD_TRACE_ENABLED (README)
     app.state.store = store
     app.state.auth_failures = refused

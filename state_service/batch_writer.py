@@ -134,11 +134,11 @@ class BatchWriter:
             async with conn.pipeline():
                 await conn.execute("begin")
                 if created:
-                    await conn.execute(_LOCK_CREATED, [created], prepare=True)
-                tok_cur = await conn.execute(_LOCK_TOKENS, [refs], prepare=True)
+                    await conn.execute(_LOCK_CREATED, [created])
+                tok_cur = await conn.execute(_LOCK_TOKENS, [refs])
                 ev_cur = await conn.execute(_EVENTS, [[i.body.event_id for i in items]],
                                             prepare=True)
-                ctx_cur = await conn.execute(_CONTEXT, [len(items)], prepare=True)
+                ctx_cur = await conn.execute(_CONTEXT, [len(items)])
             heads = {r[0]: list(r[1:]) for r in await tok_cur.fetchall()}
             events = {r[0]: r[1:] for r in await ev_cur.fetchall()}
             contexts = await ctx_cur.fetchall()
@@ -151,7 +151,7 @@ class BatchWriter:
                 if tokens:
                     await conn.execute(_INSERT_TOKENS, [_json(_TOKEN_COLUMNS, tokens)],
                                        prepare=True)
-                await conn.execute(_INSERT_ROWS, [_json(_ROW_COLUMNS, plan.rows)], prepare=True)
+                await conn.execute(_INSERT_ROWS, [_json(_ROW_COLUMNS, plan.rows)])
                 if moves:
                     await conn.execute(_MOVE_TOKENS, [_json(_MOVE_COLUMNS, moves)],
                                        prepare=True)

@@ -153,6 +153,7 @@ class TransitionStore:
         self.key_id, keyring = keys or config.chain_keys()
         self._key = keyring[self.key_id]
         self._prepared: weakref.WeakSet = weakref.WeakSet()  # connections with _STATEMENTS
+        self.lost_statements = 0  # times a connection's statements were gone (tests read it)
 
     @asynccontextmanager
     async def _session(self):
@@ -168,6 +169,7 @@ class TransitionStore:
                 # psycopg deallocates every prepared statement when it rolls back itself (a
                 # pool reset, a failed transaction block): prepare again and retry
                 self._prepared.discard(conn)
+                self.lost_statements += 1
                 raise
             finally:
                 if conn.info.transaction_status in (TransactionStatus.INTRANS,

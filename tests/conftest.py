@@ -159,3 +159,14 @@ def fakesnow_server() -> Iterator[dict]:
         # server() function of the same name: put the function back for later callers
         fakesnow.server = _FAKESNOW_SERVER
         yield kwargs
+
+
+@pytest.fixture(scope="session")
+def apm_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """Datadog's APM test agent (its own venv under .tokenwatch/, installed on first use), on
+    a free port, its trace checks on; stopped at the end."""
+    from sandbox.apm_agent import TestAgent
+
+    with TestAgent(tmp_path_factory.mktemp("apm-agent") / "agent.log") as agent:
+        yield agent
+

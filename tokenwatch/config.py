@@ -148,11 +148,33 @@ class Settings(BaseSettings):
     max_body_bytes: int = _var(
         "TOKENWATCH_MAX_BODY_BYTES", 512 * 1024,
         "the state service's request-body limit (413 beyond)")
+    service_pool_size: int = _var(
+        "TOKENWATCH_SERVICE_POOL_SIZE", 4,
+        "PostgreSQL connections per state-service worker (`tokenwatch serve` runs one worker "
+        "per core by default); a handful per database core is PostgreSQL's sweet spot")
     dd_agent_host: Annotated[str | None, Empty] = _var(
         "DD_AGENT_HOST", None,
-        "DogStatsD host of the service's metrics; silent when unset")
+        "DogStatsD host of the service's metrics (and the trace agent's, with "
+        "`DD_TRACE_ENABLED`); silent when unset")
     dd_dogstatsd_port: Annotated[int, Empty] = _var(
         "DD_DOGSTATSD_PORT", 8125, "DogStatsD port of the service's metrics")
+    trace_enabled: Annotated[bool, Empty] = _var(
+        "DD_TRACE_ENABLED", False,
+        "Datadog APM traces of the state service and the reports API (`true`), sent to "
+        "`DD_TRACE_AGENT_URL` or `DD_AGENT_HOST`:`DD_TRACE_AGENT_PORT`; without either, off")
+    trace_agent_url: Annotated[str | None, Empty] = _var(
+        "DD_TRACE_AGENT_URL", None,
+        "the trace agent's URL (`http://host:8126`)")
+    trace_agent_port: Annotated[int, Empty] = _var(
+        "DD_TRACE_AGENT_PORT", 8126, "the trace agent's port on `DD_AGENT_HOST`")
+    dd_env: Annotated[str | None, Empty] = _var(
+        "DD_ENV", None, "the traces' `env` tag")
+    dd_version: Annotated[str | None, Empty] = _var(
+        "DD_VERSION", None, "the traces' `version` tag")
+    trace_logs: Annotated[bool, Empty] = _var(
+        "TOKENWATCH_TRACE_LOGS", True,
+        "with traces on, one JSON log line per request on stderr carrying its "
+        "`dd.trace_id` and `dd.span_id`")
 
     # -- the audit (tamper evidence) -----------------------------------------------------
     chain_keys: Annotated[SecretStr | None, Blank] = _var(
@@ -394,11 +416,12 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("checkpoint_retention_days", "dd_dogstatsd_port", "snowflake_port",
-                     "dbt_threads", "wh_pg_port", mode="before")
+                     "dbt_threads", "wh_pg_port", "trace_agent_port", mode="before")
     @classmethod
     def _integers(cls, value: Any, info) -> Any:
         if isinstance(value, str):
-            if value == "" and info.field_name in ("dd_dogstatsd_port", "snowflake_port"):
+            if value == "" and info.field_name in ("dd_dogstatsd_port", "snowflake_port",
+                                                   "trace_agent_port"):
                 raise PydanticUseDefault()  # as ever: an empty port is no port
             return _integer(env_var(info.field_name), value)
         return value
@@ -568,6 +591,11 @@ def database_name() -> str:
 def pg_dsn() -> str | None:
     """``TOKENWATCH_PG_DSN``: the admin's connection string, or None."""
     return secret(settings().pg_dsn)
+
+
+def service_pool_size() -> int:
+    """``TOKENWATCH_SERVICE_POOL_SIZE``: each state-service worker's connection pool."""
+    return settings().service_pool_size
 
 
 def max_body_bytes() -> int:

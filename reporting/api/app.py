@@ -40,6 +40,7 @@ from reporting.api.gate import GateStatus, worst
 from reporting.api.readers import QueryTimeout, Reader, WarehouseUnavailable
 from reporting.api.timeline import StateSource, timeline
 from state_service.schemas import IDENTIFIER, no_pan
+from tokenwatch import tracing
 
 log = logging.getLogger("tokenwatch.reports")
 OPEN_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
@@ -111,7 +112,9 @@ def create_app(*, reader: Reader, layer: semantic.SemanticLayer, keys: Mapping[s
 
     app = FastAPI(title="tokenwatch reports", version="1", lifespan=lifespan,
                   description=DESCRIPTION.format(max_rows=max_rows, page=default_limit,
-                                                 timeout=reader.timeout_s))
+                                                 timeout=reader.timeout_s),
+                  telemetry=tracing.FASTAPI_TELEMETRY_OFF)
+    tracing.instrument(app, tracing.REPORTS_SERVICE)  # off unless DD_TRACE_ENABLED (README)
 
     # -- the front door: keys and the access log ---------------------------------------
     @app.middleware("http")

@@ -1,13 +1,14 @@
-"""What tokenwatch may publish to Datadog: the KPI metrics, the control metrics and the tag
-keys they may carry.
+"""What tokenwatch may publish to Datadog: the KPI metrics, the control metrics, the pipeline's
+own metrics and the tag keys they may carry.
 
 The KPI metrics, their units and descriptions are declared once, in the dbt marts' yml (under
 each KPI column's ``config: meta: kpi:``; ``tokenwatch/kpis.py`` reads them). The control
 metrics are not mart columns: they measure tokenwatch's own compliance controls when those run
 (the audit pack, the daily review, retention), so they are declared here, in
-``CONTROL_METRICS``. ``publish`` refuses a metric declared in neither, and a test checks that
-every metric a dashboard or monitor queries is. Adding a KPI means adding its yml block
-(dbt_project/README.md); adding a control metric, a line below.
+``CONTROL_METRICS``; so are the metrics of the Dagster runs themselves (``PIPELINE_METRICS``).
+``publish`` refuses a metric declared in none, and a test checks that every metric a dashboard
+or monitor queries is. Adding a KPI means adding its yml block (dbt_project/README.md); adding a
+control or pipeline metric, a line below.
 """
 
 from __future__ import annotations
@@ -49,6 +50,20 @@ CONTROL_METRICS: MappingProxyType[str, Kpi] = MappingProxyType({
                 "months, hot: 90 days)"),
 })
 
+#: Metrics of the pipeline itself: each finished Dagster run (success, failure, canceled) as the
+#: run-status sensors of orchestration/defs/run_reports/ report it, stamped with the run's end
+#: (reporting/datadog/pipeline.py builds them): metric -> unit and description.
+PIPELINE_METRICS: MappingProxyType[str, Kpi] = MappingProxyType({
+    "tokenwatch.pipeline.run.duration_s": Kpi(
+        "seconds", "A finished run's wall time, start to end, per job and outcome"),
+    "tokenwatch.pipeline.run.count": Kpi(
+        "runs", "Finished runs (a count, 1 per run), per job and outcome (success, failure, "
+                "canceled)"),
+    "tokenwatch.pipeline.gate.withheld_days": Kpi(
+        "days", "Days of a run's partitions the quality gate withheld (0 when every day "
+                "passed; sent only by runs that evaluated the gate), per job"),
+})
+
 #: Tag keys a KPI point may carry. Each has a small, fixed set of values, so every metric has
 #: a bounded number of time series (Datadog bills and slows down per series). Never a token,
 #: card or event identifier: those are unbounded and some are sensitive.
@@ -62,12 +77,16 @@ CONTROL_METRICS: MappingProxyType[str, Kpi] = MappingProxyType({
 #:   period          day | month                     (an audit pack's period)
 #:   side            postgres | warehouse            (who verified the hash chains)
 #:   tier            retention | hot                 (12 months, the last 90 days)
+#:   job             the Dagster jobs of the definitions (a handful)
+#:   outcome         success | failure | canceled    (a finished run's)
+#: (A run's partition is never a metric tag: a new value every day. Its event carries it.)
 TAG_KEYS: frozenset[str] = frozenset(
     {"env", "wallet", "network", "decision", "state", "reason", "exception_type", "period",
-     "side", "tier"})
+     "side", "tier", "job", "outcome"})
 
 #: Tag keys of the publication and audit events (not metrics: a per-day tag is fine on an
 #: event). ``audit``: the control (pack, retention, hot_tier, review) and ``status`` its
-#: outcome (passed, failed).
+#: outcome (passed, failed). A finished run's event: ``job``, ``outcome`` and ``gate`` (passed or
+#: withheld, when the run evaluated the gate).
 EVENT_TAG_KEYS: frozenset[str] = frozenset({"env", "partition", "publication", "audit",
-                                            "status"})
+                                            "status", "job", "outcome", "gate"})

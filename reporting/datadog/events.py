@@ -1,5 +1,7 @@
-"""Datadog events about a partition's publication: withheld (error) or done (info); and about
-the compliance controls of a partition: an audit control failed (error) or a pack was built.
+"""Datadog events about a partition's publication: withheld (error) or done (info); about
+the compliance controls of a partition: an audit control failed (error) or a pack was built;
+and about a finished Dagster run (``run_finished``: error on failure, warning when canceled,
+success otherwise).
 
 Publication events are tagged ``env``, ``partition`` and ``publication:withheld|done``; the "no
 publication" monitor counts the ``publication:done`` events. Audit events are tagged ``env``,
@@ -15,6 +17,7 @@ from typing import Any
 
 from reporting.datadog.catalog import EVENT_TAG_KEYS
 from reporting.datadog.client import connected
+from reporting.datadog.pipeline import RunReport, job_tag
 from reporting.datadog.rules import redact, tags_problem
 from reporting.datadog.series import PublishResult
 from tokenwatch import config
@@ -114,3 +117,49 @@ def audit_pack_built(partition: str, period: str, controls: Mapping[str, str],
              if failed else f"tokenwatch: audit pack for {partition} built")
     return _post(title, [redact(line) for line in lines], "error" if failed else "info", tags,
                  partition, client_options, aggregation="audit-pack")
+
+
+RUN_ALERT_TYPES = {"success": "success", "failure": "error", "canceled": "warning"}
+OUTCOME_WORDS = {"success": "succeeded", "failure": "failed", "canceled": "was canceled"}
+
+
+def run_finished(report: RunReport, client_options: Mapping[str, Any],
+                 env: str | None = None) -> Any:
+    """Post the event of a finished run: its id, job, partition, outcome and duration, the
+    steps and checks that failed, and each day's gate verdict. Names only, never a check's
+    findings or an error's message (publication_withheld says why a day was withheld).
+    Aggregated per job and partition. Returns Datadog's answer."""
+    job = job_tag(report.job)
+    partition = report.partition if report.partition and PARTITION.fullmatch(
+        report.partition) else None
+    tags = [f"env:{env or config.env_name()}", f"job:{job}", f"outcome:{report.outcome}"]
+    tags += [f"partition:{partition}"] if partition else []
+    tags += [f"gate:{report.gate_status}"] if report.gate_status else []
+    problem = tags_problem(tags, EVENT_TAG_KEYS)
+    if problem:
+        raise ValueError(f"event of run {report.run_id}: {problem}")
+    duration = (f" after {report.duration_s:.1f} s" if report.duration_s is not None
+                else " before it started")
+    lines = [f"Dagster run `{report.run_id}` of job **{report.job}** "
+             f"{OUTCOME_WORDS[report.outcome]}{duration}.", "",
+             f"- partition: {report.partition or 'none (unpartitioned)'}"]
+    if report.failed_steps:
+        lines.append(f"- failed steps ({len(report.failed_steps)}): "
+                     + ", ".join(f"`{s}`" for s in report.failed_steps))
+    if report.failed_checks:
+        lines.append(f"- failed checks ({len(report.failed_checks)}): "
+                     + ", ".join(f"`{c}`" for c in report.failed_checks))
+    if report.gate:
+        withheld = report.withheld_days
+        lines += ["", f"Quality gate: {len(report.gate)} day(s) checked, {len(withheld)} "
+                      "withheld."]
+        lines += [f"- {day}: " + (f"withheld ({', '.join(failed)})" if failed else "passed")
+                  for day, failed in sorted(report.gate.items())]
+    title = f"tokenwatch: run of {report.job} {OUTCOME_WORDS[report.outcome]}"
+    title += f" ({report.partition})" if report.partition else ""
+    with connected(client_options) as dd:
+        return dd.Event.create(
+            title=redact(title)[:MAX_TITLE], text=_text([redact(line) for line in lines]),
+            alert_type=RUN_ALERT_TYPES[report.outcome], tags=tags,
+            aggregation_key=f"tokenwatch-run-{job}-{partition or 'unpartitioned'}"[:100],
+            attach_host_name=False)

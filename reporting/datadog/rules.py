@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 
-from reporting.datadog.catalog import CONTROL_METRICS, KPI_METRICS
+from reporting.datadog.catalog import CONTROL_METRICS, KPI_METRICS, PIPELINE_METRICS
 from tokenwatch import pan
 from tokenwatch.pan import find_pan_like
 
@@ -40,11 +40,11 @@ def metric_problem(name: object) -> str | None:
                 "ASCII letters, digits, '_' and '.', at most 200 characters")
     if not KPI_NAME.fullmatch(name):
         return f"{name!r} is not of the form tokenwatch.<area>.<kpi> (lowercase)"
-    if name not in KPI_METRICS and name not in CONTROL_METRICS:
-        return (f"{name!r} is not in KPI_METRICS nor CONTROL_METRICS: declare a KPI in the dbt "
-                "marts' yml (a column's config: meta: kpi:, see dbt_project/README.md), or a "
-                "control's metric in reporting/datadog/catalog.py, with its unit and "
-                "description")
+    if name not in KPI_METRICS and name not in CONTROL_METRICS and name not in PIPELINE_METRICS:
+        return (f"{name!r} is not in KPI_METRICS, CONTROL_METRICS nor PIPELINE_METRICS: declare "
+                "a KPI in the dbt marts' yml (a column's config: meta: kpi:, see "
+                "dbt_project/README.md), or a control's or the pipeline's metric in "
+                "reporting/datadog/catalog.py, with its unit and description")
     return None
 
 

@@ -1,4 +1,5 @@
-"""KPI points to Datadog as gauges, through the ``datadog`` package (v1 series API).
+"""KPI points to Datadog as gauges, through the ``datadog`` package (v1 series API); a point
+may be a count instead (the pipeline's run count: ``type="count"``, over ``COUNT_INTERVAL_S``).
 
 A point is one KPI value of one partition: the partition's start as its timestamp, bounded
 tags. Every rule (reporting/datadog/rules.py) is checked for every point before the
@@ -25,6 +26,8 @@ from reporting.datadog.rules import metric_problem, tags_problem
 BATCH_SIZE = 500  # series per request: far below Datadog's 3.2 MB payload limit
 EARLIEST = 946_684_800  # 2000-01-01: anything earlier is not a partition of ours
 LATEST = 10_000_000_000  # beyond this, the timestamp is in milliseconds, not seconds
+TYPES = ("gauge", "count")
+COUNT_INTERVAL_S = 60  # a count's interval (what .as_rate() divides by); .as_count() sums
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class KpiPoint:
     value: float
     timestamp: int  # the partition's start, epoch seconds
     tags: tuple[str, ...] = ()
+    type: str = "gauge"  # gauge | count
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tags", tuple(sorted(self.tags, key=str)))
@@ -59,6 +63,8 @@ def _problem(point: Any) -> str | None:
         return f"value must be a number, got {type(value).__name__}"
     if not math.isfinite(float(value)):
         return f"value must be finite, got {value}"
+    if point.type not in TYPES:
+        return f"type must be one of {', '.join(TYPES)}, got {point.type!r}"
     ts = point.timestamp
     if isinstance(ts, bool) or not isinstance(ts, int):
         return f"timestamp must be an int (epoch seconds), got {type(ts).__name__}"
@@ -89,13 +95,14 @@ def series_payload(points: Iterable[KpiPoint]) -> list[dict[str, Any]]:
                              f"#{seen[key]}; nothing was sent")
         seen[key] = index
     ordered = sorted(points, key=lambda p: (p.metric, p.tags, p.timestamp))
-    return [{"metric": p.metric, "type": "gauge", "points": [[p.timestamp, float(p.value)]],
-             "tags": list(p.tags)} for p in ordered]
+    return [{"metric": p.metric, "type": p.type, "points": [[p.timestamp, float(p.value)]],
+             "tags": list(p.tags)} | ({"interval": COUNT_INTERVAL_S} if p.type == "count" else {})
+            for p in ordered]
 
 
 def publish(points: Iterable[KpiPoint], client_options: Mapping[str, Any],
             batch_size: int = BATCH_SIZE) -> PublishResult:
-    """Send ``points`` as gauges; return what was sent and Datadog's answers."""
+    """Send ``points`` (gauges, or counts); return what was sent and Datadog's answers."""
     series = series_payload(points)
     batches = [series[i:i + batch_size] for i in range(0, len(series), batch_size)]
     responses = []

@@ -128,7 +128,8 @@ def test_the_snapshot_names_what_a_data_engineer_looks_for():
     assert "datadog/kpis" in data["jobs"]["marts_and_kpis"]["assets"]
     assert "wallet/wallet_provisioning_daily:kpi_suite" in data["jobs"]["republish"]["checks"]
     assert data["schedules"]["marts_hourly"]["job"] == "marts_and_kpis"
-    assert {"publication_withheld", "new_lake_objects"} <= set(data["sensors"])
+    assert {"publication_withheld", "new_lake_objects", "run_report_success",
+            "run_report_failure", "run_report_canceled"} <= set(data["sensors"])
     assert all("default_status" in s for s in [*data["schedules"].values(),
                                                *data["sensors"].values()])
 

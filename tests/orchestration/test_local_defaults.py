@@ -39,7 +39,8 @@ def test_schedules_and_sensors_are_stopped_locally_and_running_in_prod():
     local = {s.name: s.default_status.value for s in [*defs.schedules, *defs.sensors]}
     assert config.env_name() == "local"
     assert {"ingest_every_15_minutes", "marts_hourly", "compliance_schedule",
-            "new_lake_objects", "publication_withheld"} <= set(local)
+            "new_lake_objects", "publication_withheld", "run_report_success",
+            "run_report_failure", "run_report_canceled"} <= set(local)
     assert set(local.values()) == {"STOPPED"}, local
     prod = _statuses("prod")
     assert prod.keys() == local.keys() and set(prod.values()) == {"RUNNING"}, prod

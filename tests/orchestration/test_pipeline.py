@@ -356,6 +356,60 @@ def test_the_gate_passes_again_once_the_data_is_right(pipeline):
         wh.close()
 
 
+def test_finished_runs_report_the_gate_verdict_of_their_day_once(pipeline, local_stack):
+    """The run-report sensors, ticked as the daemon ticks them, on two republish runs of one
+    day, the first with its mart corrupted: each run's count, duration and withheld days reach
+    the local intake with its job and outcome, one event per run says the day's verdict, and
+    the next tick sends nothing."""
+    from orchestration.defs.dbt.assets import mart_relation
+    from orchestration.defs.run_reports.sensors import evaluate
+
+    instance, datadog = pipeline["instance"], pipeline["resources"]["datadog"]
+    cursors = evaluate(instance, datadog, {})  # from now: earlier runs are not reported
+    day = pipeline["days"][1]
+    break_it, undo = _corrupt_rate(mart_relation)
+    _run_sql(break_it, day)
+    before = len(read_records(local_stack.intake_records))
+    try:
+        withheld = _republish(pipeline, day, sensor=False)
+    finally:
+        _run_sql(undo, day)
+    passed = _republish(pipeline, day, sensor=False)
+    assert not withheld.success and passed.success
+    by_runs = _new_records(local_stack, before)  # the runs send no report themselves
+    assert not [s for s in _series(by_runs) if s["metric"].startswith("tokenwatch.pipeline.")]
+    assert not [e for e in records_events(by_runs) if "job:republish" in e["tags"]]
+    before = len(read_records(local_stack.intake_records))
+    cursors = evaluate(instance, datadog, cursors)
+    records = _new_records(local_stack, before)
+    points = sorted((s["metric"], tuple(s["tags"]), s["points"][0][1]) for s in _series(records))
+    failure = ("env:local", "job:republish", "outcome:failure")
+    success = ("env:local", "job:republish", "outcome:success")
+    assert [(m, t, v) for m, t, v in points if not m.endswith("duration_s")] == [
+        ("tokenwatch.pipeline.gate.withheld_days", failure[:2], 0.0),
+        ("tokenwatch.pipeline.gate.withheld_days", failure[:2], 1.0),
+        ("tokenwatch.pipeline.run.count", failure, 1.0),
+        ("tokenwatch.pipeline.run.count", success, 1.0)]
+    durations = {t: v for m, t, v in points if m.endswith("duration_s")}
+    assert set(durations) == {failure, success} and all(v > 0 for v in durations.values())
+    events = {e["tags"][2]: e for e in records_events(records)}
+    bad, good = events["outcome:failure"], events["outcome:success"]
+    assert bad["alert_type"] == "error" and good["alert_type"] == "success"
+    assert bad["tags"] == [*failure, f"partition:{day}", "gate:withheld"]
+    assert good["tags"] == [*success, f"partition:{day}", "gate:passed"]
+    assert withheld.run_id in bad["text"] and passed.run_id in good["text"]
+    assert (f"{day}: withheld (wallet/wallet_provisioning_daily:kpi_suite)" in bad["text"]
+            and f"wallet/wallet_provisioning_daily:kpi_suite [{day}]" in bad["text"])
+    assert f"{day}: passed" in good["text"]
+    seen = len(read_records(local_stack.intake_records))
+    assert evaluate(instance, datadog, cursors) == cursors  # reported once
+    assert len(read_records(local_stack.intake_records)) == seen
+
+
+def records_events(records: list[dict]) -> list[dict]:
+    return [r["body"] for r in records if r["path"] == "/api/v1/events"]
+
+
 def test_dashboards_and_monitors_asset_creates_then_updates_nothing(pipeline, local_stack):
     from orchestration.defs.publication.assets import datadog_as_code
 
@@ -370,4 +424,4 @@ def test_dashboards_and_monitors_asset_creates_then_updates_nothing(pipeline, lo
     listed = [r for r in read_records(local_stack.intake_records)
               if r["path"] in ("/api/v1/dashboard", "/api/v1/monitor") and r["method"] == "POST"]
     titles = [r["body"].get("title") or r["body"].get("name") for r in listed]
-    assert len(titles) == len(set(titles)) == 12
+    assert len(titles) == len(set(titles)) == 16

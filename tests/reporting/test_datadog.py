@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from reporting.datadog import as_code, client
-from reporting.datadog.catalog import CONTROL_METRICS, KPI_METRICS
+from reporting.datadog.catalog import CONTROL_METRICS, KPI_METRICS, PIPELINE_METRICS
 from reporting.datadog.events import publication_done, publication_withheld
 from reporting.datadog.rules import metric_problem
 from reporting.datadog.series import KpiPoint, publish
@@ -190,7 +190,7 @@ def _listed(intake) -> tuple[list[dict], list[dict]]:
 def test_dashboards_and_monitors_are_created_then_updated_never_duplicated(intake):
     first = as_code.push(_options(intake))
     assert [(p.kind, p.action) for p in first] == [("dashboard", "created")] * 4 + [
-        ("monitor", "created")] * 8
+        ("monitor", "created")] * 12
     assert [p.title for p in first][:4] == [
         "tokenwatch: Compliance", "tokenwatch: Provision States", "tokenwatch: Token States",
         "tokenwatch: Wallet Performance"]
@@ -211,7 +211,7 @@ def test_dashboards_and_monitors_are_created_then_updated_never_duplicated(intak
     assert {p.id: p.action for p in third if p.action != "unchanged"} == {
         dash: "updated", mon: "updated"}
     dashboards, monitors = _listed(intake)
-    assert len(dashboards) == 4 and len(monitors) == 8
+    assert len(dashboards) == 4 and len(monitors) == 12
     assert {d["title"] for d in dashboards} == {p.title for p in first[:4]}
     assert all(as_code.MARKER in d["description"] for d in dashboards)
     assert all(as_code.MANAGED_TAG in m["tags"] for m in monitors)
@@ -246,8 +246,9 @@ def _queries(node) -> list[str]:
 
 def _undeclared_and_unshown() -> tuple[set[str], set[str]]:
     """The tokenwatch.* metrics the dashboards and monitors query that are declared neither by
-    the dbt project (tokenwatch/kpis.py) nor as control metrics (catalog.CONTROL_METRICS), and
-    the declared ones that no dashboard or monitor shows."""
+    the dbt project (tokenwatch/kpis.py) nor as control or pipeline metrics
+    (catalog.CONTROL_METRICS, PIPELINE_METRICS), and the declared ones that no dashboard or
+    monitor shows."""
     referenced = set()
     for kind in as_code.FOLDERS:
         for body in as_code.definitions(kind):
@@ -255,15 +256,18 @@ def _undeclared_and_unshown() -> tuple[set[str], set[str]]:
             assert queries, f"{kind} {body[as_code.TITLE[kind]]!r} has no query"
             for query in queries:
                 referenced |= set(METRIC_IN_QUERY.findall(query))
-    declared = set(kpis.contract().metrics) | set(CONTROL_METRICS)
+    declared = set(kpis.contract().metrics) | set(CONTROL_METRICS) | set(PIPELINE_METRICS)
     return referenced - declared, declared - referenced
 
 
 def test_every_metric_in_a_dashboard_or_monitor_is_declared():
     assert _undeclared_and_unshown() == (set(), set())  # and every KPI is on some dashboard
     assert set(KPI_METRICS) == set(kpis.contract().metrics)  # what publish accepts
-    assert [name for name in {**KPI_METRICS, **CONTROL_METRICS} if metric_problem(name)] == []
-    assert not set(KPI_METRICS) & set(CONTROL_METRICS)  # a metric is declared in one place
+    assert [name for name in {**KPI_METRICS, **CONTROL_METRICS, **PIPELINE_METRICS}
+            if metric_problem(name)] == []
+    # a metric is declared in one place
+    assert not set(KPI_METRICS) & set(CONTROL_METRICS)
+    assert not (set(KPI_METRICS) | set(CONTROL_METRICS)) & set(PIPELINE_METRICS)
 
 
 def test_a_dashboard_querying_an_undeclared_metric_fails_the_check(tmp_path, monkeypatch):
@@ -316,11 +320,11 @@ def test_cli_push_and_check_against_the_intake(intake, clean_env):
     runner = CliRunner()
     first = runner.invoke(cli.app, ["datadog", "push"])
     assert first.exit_code == 0, first.output
-    assert "12 created, 0 updated, 0 unchanged" in first.output
+    assert "16 created, 0 updated, 0 unchanged" in first.output
     assert "Compliance" in first.output
     assert "[tokenwatch]" in first.output  # monitor names are not eaten as rich markup
     second = runner.invoke(cli.app, ["datadog", "push"])
-    assert "0 created, 0 updated, 12 unchanged" in second.output
+    assert "0 created, 0 updated, 16 unchanged" in second.output
     check = runner.invoke(cli.app, ["datadog", "check"])
     assert check.exit_code == 0 and "API key valid" in check.output
     assert intake.url in check.output and KEY not in check.output
@@ -446,3 +450,80 @@ def test_the_compliance_dashboard_shows_every_control_metric():
     titles = " ".join(w["definition"].get("title", "") for w in dashboard["widgets"])
     for topic in ("by type", "Chain", "Review", "Pack generation"):
         assert topic in titles
+
+
+# -- the pipeline itself: a finished run's points, its event and the batch path's monitors ----
+
+PIPELINE_MONITORS = ("pipeline_run_failed", "pipeline_run_slow", "pipeline_no_successful_run",
+                     "pipeline_gate_withheld")
+
+
+def _run_report(**changes):
+    from reporting.datadog.pipeline import RunReport
+
+    fields = {"run_id": "0f3c2a9e-1b7d-4c55-9a1e-7d2b0c4e8f11", "job": "republish",
+              "outcome": "failure", "started": DAY + 100.0, "ended": DAY + 412.5,
+              "partition": "2026-01-01..2026-01-02", "failed_steps": ("quality_gate",),
+              "failed_checks": ("wallet/wallet_provisioning_daily:kpi_suite [2026-01-02]",),
+              "gate": {"2026-01-01": (),
+                       "2026-01-02": ("wallet/wallet_provisioning_daily:kpi_suite",)}}
+    return RunReport(**(fields | changes))
+
+
+def test_a_finished_run_sends_its_points_and_one_event(intake):
+    from reporting.datadog.pipeline import send
+
+    send(_run_report(), _options(intake), "prod")
+    sent = {(s["metric"], tuple(s["tags"])): (s["type"], s["points"][0], s.get("interval"))
+            for s in _sent(intake)}
+    run_tags = ("env:prod", "job:republish", "outcome:failure")
+    assert sent == {
+        ("tokenwatch.pipeline.gate.withheld_days", run_tags[:2]): ("gauge", [DAY + 412, 1.0],
+                                                                    None),
+        ("tokenwatch.pipeline.run.count", run_tags): ("count", [DAY + 412, 1.0], 60),
+        ("tokenwatch.pipeline.run.duration_s", run_tags): ("gauge", [DAY + 412, 312.5], None)}
+    [event] = [r["body"] for r in read_records(intake.records, "/api/v1/events")]
+    assert event["alert_type"] == "error"
+    assert event["tags"] == ["env:prod", "job:republish", "outcome:failure",
+                             "partition:2026-01-01..2026-01-02", "gate:withheld"]
+    assert event["aggregation_key"] == "tokenwatch-run-republish-2026-01-01..2026-01-02"
+    text = event["text"]
+    assert "0f3c2a9e-1b7d-4c55-9a1e-7d2b0c4e8f11" in text and "312.5 s" in text
+    assert "`quality_gate`" in text and "2026-01-01: passed" in text
+    assert "2026-01-02: withheld (wallet/wallet_provisioning_daily:kpi_suite)" in text
+
+
+def test_a_run_without_the_gate_or_a_start_sends_no_false_values(intake):
+    from reporting.datadog.pipeline import run_points, send
+
+    canceled = _run_report(job="__ASSET_JOB", outcome="canceled", started=None, partition=None,
+                           failed_steps=(), failed_checks=(), gate={})
+    assert [(p.metric, p.tags) for p in run_points(canceled, "prod")] == [
+        ("tokenwatch.pipeline.run.count", ("env:prod", "job:asset_job", "outcome:canceled"))]
+    send(canceled, _options(intake), "prod")
+    [event] = [r["body"] for r in read_records(intake.records, "/api/v1/events")]
+    assert event["alert_type"] == "warning" and "before it started" in event["text"]
+    assert event["tags"] == ["env:prod", "job:asset_job", "outcome:canceled"]
+    ok = _run_report(outcome="success", failed_steps=(), failed_checks=(),
+                     gate={"2026-01-01": ()}, partition="2026-01-01")
+    assert run_points(ok, "prod")[-1].value == 0  # the gate ran and passed: a true zero
+    with pytest.raises(ValueError, match="outcome"):
+        _run_report(outcome="skipped")
+
+
+def test_the_batch_path_monitors_watch_the_pipeline_metrics():
+    monitors = {path.stem: json.loads(path.read_text())
+                for path in as_code.FOLDERS["monitor"].glob("*.json")}
+    assert set(PIPELINE_MONITORS) <= set(monitors)
+    watched = set()
+    for name in PIPELINE_MONITORS:
+        body = monitors[name]
+        assert "\nRunbook: " in body["message"] and "path:batch" in body["tags"], name
+        (metric,) = METRIC_IN_QUERY.findall(body["query"])
+        assert metric in PIPELINE_METRICS, name
+        watched.add(metric)
+    assert watched == set(PIPELINE_METRICS)
+    # no successful run alerts on silence too (the runs, or their reports, stopped)
+    assert monitors["pipeline_no_successful_run"]["options"]["notify_no_data"] is True
+    assert "outcome:success" in monitors["pipeline_no_successful_run"]["query"]
+    assert "outcome:failure" in monitors["pipeline_run_failed"]["query"]

@@ -8,6 +8,7 @@ import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
+import httpx
 import psycopg
 import pytest
 
@@ -173,3 +174,29 @@ def test_an_offset_postgresql_cannot_read_as_text_is_still_recorded(client, db):
                                     " token_ref = %s order by version", [ref])]
     assert got == [datetime(2026, 10, 31, 23, 31, tzinfo=UTC),
                    datetime(2026, 11, 2, 23, 59, 0, 500000, tzinfo=UTC)]
+
+
+def test_the_prepared_statements_survive_refusals_batches_and_reads(service_dsn):
+    """On one connection: batches, reads, refusals (each a ROLLBACK) and writes, in turns.
+    psycopg, preparing statements of its own, answers a ROLLBACK with DEALLOCATE ALL, which took
+    the store's prepared write statements with it (500s in the full suite): it must not."""
+    from state_service.app import create_app
+    from state_service.server import ServiceThread
+
+    app = create_app(service_dsn, api_keys=["k" * 16], run_migrations=False, pool_size=1)
+    headers = {"Authorization": "Bearer " + "k" * 16}
+    with ServiceThread(app) as svc, httpx.Client(base_url=svc.url, headers=headers,
+                                                 timeout=30) as c:
+        for i in range(8):
+            ref = new_ref(f"turns{i}")
+            items = [{"op": "create", **create_body(ref)}]
+            assert c.post("/v1/batch", json={"items": items}).json()["results"][0][
+                "status"] == 201
+            assert c.get(f"/v1/tokens/{ref}").status_code == 200
+            illegal = c.post(f"/v1/tokens/{ref}/transitions",
+                             json=transition_body(State.TOKEN_ACTIVE))
+            assert illegal.status_code == 409
+            assert c.post(f"/v1/tokens/{ref}/transitions",
+                          json=transition_body(State.PROVISION_INITIATED)).status_code == 201
+            assert c.post("/v1/tokens", json=create_body(new_ref("turns"))).status_code == 201
+    assert app.state.store.lost_statements == 0  # not even once recovered by a retry
