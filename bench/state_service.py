@@ -43,6 +43,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -165,22 +166,46 @@ def _postgres() -> list[psutil.Process]:
 
 
 class CpuSplit:
-    """CPU seconds of the clients, the service and PostgreSQL over one measurement."""
+    """CPU seconds of the service and PostgreSQL over one measurement. PostgreSQL's backends
+    come and go with their connections (pgbench's exit with it), so they are sampled every
+    0.2 s and each one's last reading counts."""
 
     def __init__(self, service_pid: int | None):
         self.service = _tree(service_pid) if service_pid else []
-        self.pg = _postgres()
+
+    def _pg_now(self) -> None:
+        for p in _postgres():
+            try:
+                t = p.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            self._pg_first.setdefault(p.pid, t.user + t.system if self._started else 0.0)
+            self._pg_last[p.pid] = t.user + t.system
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            self._pg_now()
 
     def __enter__(self):
+        self._pg_first: dict[int, float] = {}
+        self._pg_last: dict[int, float] = {}
+        self._started = True
+        self._pg_now()  # backends alive now count from here; later ones from zero
+        self._started = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
         self.t0 = time.perf_counter()
-        self.before = (_cpu(self.service), _cpu(self.pg))
+        self.before = _cpu(self.service)
         return self
 
     def __exit__(self, *exc):
         self.wall = time.perf_counter() - self.t0
-        self.pg = list({p.pid: p for p in self.pg + _postgres()}.values())
-        self.service_s = _cpu(self.service) - self.before[0]
-        self.pg_s = _cpu(self.pg) - self.before[1]
+        self._pg_now()
+        self._stop.set()
+        self._thread.join()
+        self.service_s = _cpu(self.service) - self.before
+        self.pg_s = sum(self._pg_last[pid] - self._pg_first[pid] for pid in self._pg_last)
 
 
 def run_http(url: str, service_pid: int, mode: str, groups: list[list[str]],
