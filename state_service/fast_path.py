@@ -13,12 +13,13 @@ its body replayed, so every error answer is still FastAPI's own, exactly as docu
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import orjson
 import psycopg
 from pydantic import ValidationError
 
+from state_service.guard import replay_body
 from state_service.schemas import IDENTIFIER, CreateToken, TransitionRequest
 from state_service.store import Outcome, StoreError, TransitionStore
 from tokenwatch.pan import looks_like_pan
@@ -55,7 +56,7 @@ class WriteFastPath:
             model = (CreateToken if kind == "create_token" else TransitionRequest
                      ).model_validate_json(body)
         except ValidationError:
-            await self.app(scope, _replay(body, receive), send)  # FastAPI's own 422
+            await self.app(scope, replay_body(body, receive), send)  # FastAPI's own 422
             return
         scope["route"] = self.routes[kind]
         try:
@@ -89,15 +90,3 @@ class WriteFastPath:
                 return "post_transition", ref
         return None
 
-
-def _replay(body: bytes, receive) -> Callable[[], Awaitable[dict]]:
-    sent = False
-
-    async def replay() -> dict:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
