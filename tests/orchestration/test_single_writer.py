@@ -10,11 +10,11 @@ is for: a reader on the loaders' own file locks every writer out.
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import dagster as dg
@@ -91,10 +91,18 @@ def _count_in_new_process(path: Path, table: str) -> int:
     return int(r.stdout)
 
 
-def _run(factory, world, instance, into: list) -> None:
-    with dg.execute_job(dg.reconstructable(factory), instance=instance,
-                        run_config=_run_config(world), raise_on_error=False) as result:
-        into.append((result.success, result.run_id))
+def _run_lake_job(home: str, run_config: dict, into) -> None:
+    """The ``load_lake`` run, in a process of its own on the instance at ``home``: as the
+    daemon launches every run. (Two runs in threads of one process deadlock in Dagster
+    itself: each run's start calls ``logging.config.dictConfig``, which shuts down every
+    handler of the process, the other run's mid-``emit`` included.)"""
+    inst = dg.DagsterInstance.from_config(home)
+    try:
+        with dg.execute_job(dg.reconstructable(lake_job), instance=inst,
+                            run_config=run_config, raise_on_error=False) as result:
+            into.put((result.success, result.run_id))
+    finally:
+        inst.dispose()
 
 
 def _pool_steps(inst: dg.DagsterInstance, run_id: str) -> list[tuple[float, float, str]]:
@@ -147,14 +155,16 @@ def test_ingest_job_runs_ten_times_through_the_multiprocess_executor_with_a_read
     assert replica == writer.with_name("warehouse-read.duckdb")
     open_warehouse().close()  # an empty warehouse, and its first replica
     reader = duckdb.connect(str(replica), read_only=True)  # an analyst's session, all along
-    other: list[tuple[bool, str]] = []
+    spawn = mp.get_context("spawn")
+    other = spawn.Queue()
+    beside = spawn.Process(target=_run_lake_job,
+                           args=(instance.root_directory, _run_config(world), other))
     try:
         before = reader.execute("select count(*) from raw.token_state_transitions").fetchone()
         recon = dg.reconstructable(ingest_job)
         for i in range(RUNS):
             # the first run with the lake sensor's run beside it, as the schedule and the
             # sensor start them: two runs at once take turns on the warehouse too
-            beside = threading.Thread(target=_run, args=(lake_job, world, instance, other))
             if i == 0:
                 beside.start()
             with dg.execute_job(recon, instance=instance, run_config=_run_config(world),
@@ -165,9 +175,10 @@ def test_ingest_job_runs_ten_times_through_the_multiprocess_executor_with_a_read
                 steps = _pool_steps(instance, result.run_id)
                 assert len(steps) >= 5
             if i == 0:
-                beside.join(timeout=300)
-                assert other and other[0][0], "the load_lake run beside the first failed"
-                steps += _pool_steps(instance, other[0][1])
+                lake_ok, lake_run = other.get(timeout=300)
+                beside.join(timeout=60)
+                assert lake_ok, "the load_lake run beside the first failed"
+                steps += _pool_steps(instance, lake_run)
             # the pool, not luck or the lock retry: no two warehouse steps at once
             assert _overlaps(steps) == [], f"run {i + 1}: warehouse steps ran at once"
             # the reader saw no failure and still reads the copy it opened
@@ -175,6 +186,8 @@ def test_ingest_job_runs_ten_times_through_the_multiprocess_executor_with_a_read
                 "select count(*) from raw.token_state_transitions").fetchone() == before
     finally:
         reader.close()
+        if beside.is_alive():
+            beside.kill()
     loaded = world.summary["transitions"]["total"]
     assert before == (0,) and loaded > 0
     # a new connection opens the newest replica: every row, once (ten runs, exactly once)
