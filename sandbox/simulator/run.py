@@ -10,6 +10,7 @@ import gzip
 import io
 import json
 import random
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -96,36 +97,58 @@ def _service_ops(stories: list[Story], faults: Faults, rng: random.Random):
     return groups
 
 
-def _send_service(groups, target: World, progress: Progress) -> Counter:
-    batches: list[tuple[list[dict], list[int]]] = [([], [])]
-    for items, statuses in groups:
-        if len(batches[-1][0]) + len(items) > BATCH_ITEMS:
-            batches.append(([], []))
-        batches[-1][0].extend(items)
-        batches[-1][1].extend(statuses)
-    total, done, counts = sum(len(b[0]) for b in batches), 0, Counter()
+def _lanes(groups, lanes: int) -> list[list[tuple[list[dict], list[int]]]]:
+    """The tokens dealt into ``lanes`` lanes; each lane's items in time order (a token's own
+    in its order), cut into batches. A lane's batches go one after another, so a token's
+    items arrive in order; across tokens they interleave in time, as a platform's writes do:
+    the log's commit order is not token by token."""
+    timed: list[list[tuple[str, int, dict, int]]] = [[] for _ in range(lanes)]
+    for n, (items, statuses) in enumerate(groups):
+        lane = timed[n % lanes]
+        for item, status in zip(items, statuses, strict=True):
+            lane.append((item["occurred_at"], len(lane), item, status))
+    out = []
+    for lane in timed:
+        lane.sort(key=lambda t: (t[0], t[1]))  # stable for a token's same-instant items
+        batches = [([t[2] for t in lane[i:i + BATCH_ITEMS]],
+                    [t[3] for t in lane[i:i + BATCH_ITEMS]])
+                   for i in range(0, len(lane), BATCH_ITEMS)]
+        out.append(batches)
+    return out
+
+
+def _send_service(groups, target: World, progress: Progress, lanes: int = 4) -> Counter:
+    by_lane = _lanes(groups, lanes)
+    total = sum(len(b[0]) for batches in by_lane for b in batches)
+    done, counts, lock = 0, Counter(), threading.Lock()
     headers = {"Authorization": f"Bearer {target.api_key}"}
     with httpx.Client(base_url=target.service_url, headers=headers, timeout=120) as client:
 
-        def send(batch):
+        def send(batch) -> None:
+            nonlocal done
             items, statuses = batch
             r = client.post("/v1/batch", json={"items": items})
             if r.status_code != 200:
                 raise SimulationError(f"state service answered {r.status_code}: {r.text[:300]}")
-            return items, statuses, r.json()["results"]
-
-        with ThreadPoolExecutor(4) as pool:
-            for items, statuses, results in pool.map(send, batches):
-                for item, want, got in zip(items, statuses, results, strict=True):
-                    counts[got["status"]] += 1
-                    # a re-run of the same seed finds its events recorded: 200, not 201
-                    if got["status"] != want and not (want == 201 and got["status"] == 200):
-                        raise SimulationError(
-                            f"state service answered {got['status']} where {want} was "
-                            f"expected for {item['op']} {item.get('to_state', '')} of "
-                            f"{item['token_ref']}: {got['body']}")
+            for item, want, got in zip(items, statuses, r.json()["results"], strict=True):
+                # a re-run of the same seed finds its events recorded: 200, not 201
+                if got["status"] != want and not (want == 201 and got["status"] == 200):
+                    raise SimulationError(
+                        f"state service answered {got['status']} where {want} was "
+                        f"expected for {item['op']} {item.get('to_state', '')} of "
+                        f"{item['token_ref']}: {got['body']}")
+            with lock:
+                counts.update(got["status"] for got in r.json()["results"])
                 done += len(items)
                 progress("state service", done, total)
+
+        def send_lane(batches) -> None:
+            for batch in batches:
+                send(batch)
+
+        with ThreadPoolExecutor(lanes) as pool:
+            for finished in [pool.submit(send_lane, batches) for batches in by_lane]:
+                finished.result()
     return counts
 
 
