@@ -63,3 +63,13 @@
 {% macro whole_seconds_text(start_ts, end_ts) -%}
   cast(cast(floor({{ seconds_between(start_ts, end_ts) }}) as bigint) as {{ dbt.type_string() }})
 {%- endmacro %}
+
+
+{#- Whether an event time is plausible: not before the var earliest_event_date (a device clock
+    at the epoch is not activity) and not later than when the record arrived (its load or
+    arrival time) by more than max_clock_skew_seconds. The one rule: the calendar
+    (int_calendar_days) spans plausible times only; audit_exceptions names the others. -#}
+{% macro is_plausible_event_time(event_ts, arrived_ts) -%}
+  ({{ event_ts }} >= cast('{{ var("earliest_event_date") }}' as timestamp)
+   and {{ event_ts }} <= {{ dbt.dateadd('second', var('max_clock_skew_seconds'), arrived_ts) }})
+{%- endmacro %}

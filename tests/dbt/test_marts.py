@@ -185,7 +185,7 @@ def test_audit_finds_exactly_the_planted_problems(built: Built, world):
                                  "count(distinct exception_type) from "
                                  "analytics_compliance.audit_daily_summary")
     (seeded,), = rows(built, "select count(*) from analytics_reference.audit_exception_types")
-    assert days >= world.summary["days"] and types == seeded == 16
+    assert days >= world.summary["days"] and types == seeded == 17
     (total,), = rows(built, "select sum(findings) from analytics_compliance.audit_daily_summary")
     assert total == len(found)
 

@@ -1,5 +1,6 @@
 {#- One row per audit finding, with its type (seed audit_exception_types) and the evidence in
-    words. Types: illegal_transition, event_time_after_recorded_at, token_active_past_expiry,
+    words. Types: illegal_transition, event_time_after_recorded_at, implausible_event_time
+    (before the var earliest_event_date: not on the calendar), token_active_past_expiry,
     resumed_by_different_actor, missing_token_requested, pan_like_value, hash_chain_break (a
     row whose links break the chain), the first thing wrong with each token's chain as
     state_service/verify.py names it (audit_token_chains: edited_row, deleted_row,
@@ -7,6 +8,7 @@
     checkpoint_mismatch), and checkpoint_missing (a gap in the checkpoints' sequence, or one
     that does not follow the one before it). -#}
 {%- set skew = var('max_clock_skew_seconds') -%}
+{%- set earliest = var('earliest_event_date') -%}
 with
 
 audited as (
@@ -111,6 +113,46 @@ late_arrival as (
 
     from wallet_events
     where {{ seconds_between('arrived_at', 'event_time') }} > {{ skew }}
+
+),
+
+implausible_transition_times as (
+
+    select
+        'implausible_event_time' as exception_type,
+        token_ref,
+        wallet_id,
+        token_version,
+        occurred_at as observed_at,
+        'token_state_transitions' as source_table,
+        source_location,
+        'occurred_at' as column_name,
+        {{ dbt.concat([
+            "'occurred_at '", 'cast(occurred_at as ' ~ dbt.type_string() ~ ')',
+            "' is before the earliest plausible date " ~ earliest ~ "'"]) }} as evidence
+
+    from audited
+    where occurred_at < cast('{{ earliest }}' as timestamp)
+
+),
+
+implausible_event_times as (
+
+    select
+        'implausible_event_time' as exception_type,
+        token_ref,
+        wallet_id,
+        cast(null as integer) as token_version,
+        event_time as observed_at,
+        'wallet_events' as source_table,
+        source_location,
+        'event_time' as column_name,
+        {{ dbt.concat([
+            "'event_time '", 'cast(event_time as ' ~ dbt.type_string() ~ ')',
+            "' is before the earliest plausible date " ~ earliest ~ "'"]) }} as evidence
+
+    from wallet_events
+    where event_time < cast('{{ earliest }}' as timestamp)
 
 ),
 
@@ -351,6 +393,10 @@ findings as (
     select * from late_recording
     union all
     select * from late_arrival
+    union all
+    select * from implausible_transition_times
+    union all
+    select * from implausible_event_times
     union all
     select * from used_after_expiry
     union all
