@@ -50,23 +50,65 @@ requests as (
 
 ),
 
+{#- Each milestone is one row: the first transition into its state by version (the token's
+    own order, without ties), and every field of the milestone is read off that row. (Separate
+    max()es took the alphabetically last reason code and actor of any ProvisionFailed row,
+    not those of the row at provision_failed_at.) -#}
+first_visits as (
+
+    select
+        *,
+        row_number() over (
+            partition by token_ref, to_state order by token_version
+        ) as visit_number
+
+    from transitions
+
+),
+
 milestones as (
 
     select
         token_ref,
-        min(case when to_state = 'ProvisionInitiated' then occurred_at end) as initiated_at,
-        min(case when to_state = 'ProvisionPending' then occurred_at end) as decided_at,
+        max(case when to_state = 'ProvisionInitiated' then occurred_at end) as initiated_at,
+        max(case when to_state = 'ProvisionPending' then occurred_at end) as decided_at,
         max(case when to_state = 'ProvisionPending' then decision end) as decision,
         max(case when to_state = 'ProvisionPending' then idv_method end) as idv_method,
-        min(case when to_state = 'ProvisionSuccess' then occurred_at end) as provision_succeeded_at,
-        min(case when to_state = 'ProvisionFailed' then occurred_at end) as provision_failed_at,
+        max(case when to_state = 'ProvisionSuccess' then occurred_at end) as provision_succeeded_at,
+        max(case when to_state = 'ProvisionFailed' then occurred_at end) as provision_failed_at,
         max(case when to_state = 'ProvisionFailed' then reason_code end) as failure_reason_code,
         max(case when to_state = 'ProvisionFailed' then actor end) as failed_by,
-        min(case when to_state = 'WalletActive' then occurred_at end) as wallet_active_at,
-        min(case when to_state = 'TokenActive' then occurred_at end) as first_token_active_at
+        max(case when to_state = 'WalletActive' then occurred_at end) as wallet_active_at,
+        max(case when to_state = 'TokenActive' then occurred_at end) as first_token_active_at
 
-    from transitions
+    from first_visits
+    where visit_number = 1  -- one row per state: each max() reads that row
     group by token_ref
+
+),
+
+{#- The accepted call is the first provision_response answered 200 (by event time, then
+    event_id), and its request_id and latency come from that one event; the ID&V outcome is
+    the last idv_result's, with its time. (Separate max()es paired one call's request_id with
+    another's latency, and took the alphabetically last outcome.) -#}
+ranked_events as (
+
+    select
+        *,
+        case when event_type = 'provision_response' and http_status = 200 then
+            row_number() over (
+                partition by token_ref, event_type = 'provision_response' and http_status = 200
+                order by event_time, event_id
+            )
+        end as accepted_rank,
+        case when event_type = 'idv_result' then
+            row_number() over (
+                partition by token_ref, event_type
+                order by event_time desc, event_id desc
+            )
+        end as latest_idv_rank
+
+    from wallet_events
 
 ),
 
@@ -78,13 +120,13 @@ api_calls as (
         {{ count_if("event_type = 'provision_response' and http_status >= 400") }} as failed_api_calls,
         {{ count_if("event_type = 'provision_response' and http_status between 400 and 499") }} as client_error_api_calls,
         {{ count_if("event_type = 'provision_response' and http_status >= 500") }} as server_error_api_calls,
-        max(case when event_type = 'provision_response' and http_status = 200 then latency_ms end) as accepted_call_latency_ms,
-        max(case when event_type = 'provision_response' and http_status = 200 then request_id end) as accepted_request_id,
+        max(case when accepted_rank = 1 then latency_ms end) as accepted_call_latency_ms,
+        max(case when accepted_rank = 1 then request_id end) as accepted_request_id,
         min(case when event_type = 'idv_challenge' then event_time end) as idv_challenged_at,
-        max(case when event_type = 'idv_result' then event_time end) as idv_completed_at,
-        max(case when event_type = 'idv_result' then idv_outcome end) as idv_outcome
+        max(case when latest_idv_rank = 1 then event_time end) as idv_completed_at,
+        max(case when latest_idv_rank = 1 then idv_outcome end) as idv_outcome
 
-    from wallet_events
+    from ranked_events
     group by token_ref
 
 ),
