@@ -291,7 +291,8 @@ class Settings(BaseSettings):
         "the PostgreSQL warehouse's database as dbt sees it")
     analyst_roles: Annotated[tuple[str, ...], NoDecode, CommaList] = _var(
         "TOKENWATCH_ANALYST_ROLES", (),
-        "roles granted select on the wallet and lifecycle marts (PostgreSQL, Snowflake)")
+        "roles granted select on analytics_published, the days the quality gate passed "
+        "(PostgreSQL, Snowflake); never on the build schemas")
     compliance_roles: Annotated[tuple[str, ...], NoDecode, CommaList] = _var(
         "TOKENWATCH_COMPLIANCE_ROLES", (),
         "roles granted select on the compliance marts (PostgreSQL, Snowflake)")

@@ -1,5 +1,6 @@
-"""Grants: the analyst role reads the wallet and lifecycle marts, the compliance role the audit
-marts, on PostgreSQL; locally (DuckDB, or no roles configured) nothing is granted."""
+"""Grants: dbt grants the compliance role the audit marts and the analyst role nothing (it reads
+analytics_published, tests/reporting/test_published.py), on PostgreSQL; locally (DuckDB, or no
+roles configured) nothing is granted."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def test_postgres_grants_per_schema(built_postgres: Built):
     analyst, compliance = built_postgres.roles
     for relation in ("analytics_wallet.wallet_provisioning_daily", "analytics_wallet.dim_wallet",
                      "analytics_lifecycle.dim_token"):
-        assert _can_select(built_postgres, analyst, relation), relation
+        assert not _can_select(built_postgres, analyst, relation), relation  # unaudited
         assert not _can_select(built_postgres, compliance, relation), relation
     for relation in ("analytics_compliance.audit_exceptions",
                      "analytics_compliance.audit_token_transitions"):
@@ -29,8 +30,8 @@ def test_postgres_grants_per_schema(built_postgres: Built):
     for relation in ("analytics_intermediate.int_provisioning_attempts",
                      "analytics_staging.stg_state_service__token_state_transitions"):
         assert not _can_select(built_postgres, analyst, relation), relation
-    assert _schema_usage(built_postgres, analyst, "analytics_wallet")
-    assert _schema_usage(built_postgres, analyst, "analytics_lifecycle")
+    assert not _schema_usage(built_postgres, analyst, "analytics_wallet")
+    assert not _schema_usage(built_postgres, analyst, "analytics_lifecycle")
     assert not _schema_usage(built_postgres, analyst, "analytics_compliance")
     assert _schema_usage(built_postgres, compliance, "analytics_compliance")
 

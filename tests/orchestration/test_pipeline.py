@@ -63,6 +63,25 @@ def test_full_materialisation_publishes_kpis(pipeline):
             "tokenwatch.tokens.active", "tokenwatch.audit.exceptions"} <= metrics
 
 
+
+def test_the_gate_publishes_the_passed_days_to_the_analysts_schema(pipeline):
+    """The run's gate wrote analytics_published (write-audit-publish, reporting/published.py):
+    each analyst mart holds exactly the build's rows of the days the gate passed."""
+    from orchestration.defs.dbt.assets import mart_relation
+    from reporting.published import ANALYST_MARTS
+
+    with pipeline["resources"]["warehouse"].open() as wh:
+        passed = verdicts.published_days(wh)
+        assert passed == set(pipeline["days"])
+        for mart in ANALYST_MARTS:
+            build = wh.query(f"select count(*) from {mart_relation(mart.model)}"
+                             + (f" where {mart.day_column} in (select day from "
+                                f"quality.gate_verdicts where status = 'passed')"
+                                if mart.day_column else ""))
+            shown = wh.query(f"select count(*) from analytics_published.{mart.model}")
+            assert shown == build, mart.model
+
+
 def _gate_keys() -> set[dg.AssetCheckKey]:
     from orchestration.defs.gate.checks import SPECS
 

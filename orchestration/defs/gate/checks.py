@@ -56,6 +56,13 @@ SPECS = [_spec(k, "kpi_suite", "Great Expectations suite of this KPI mart, per d
           "No PAN-like value in any text column of the raw layer and the marts.")]
 
 
+def published_schema() -> str:
+    """The analysts' schema beside the build schemas: ``<target schema>_published``."""
+    from orchestration.defs.dbt.assets import mart_relation
+
+    return mart_relation("dim_wallet").split(".")[0].removesuffix("_wallet") + "_published"
+
+
 def days_of(window) -> list[date]:
     day, days = window.start.date(), []
     while day < window.end.date():
@@ -104,6 +111,7 @@ def quality_gate(context: dg.AssetCheckExecutionContext, warehouse: WarehouseRes
     from orchestration.defs.dbt.assets import mart_relation
     from quality.pan_scan import scan_for_pans
     from quality.reconcile import reconcile_transitions
+    from reporting.published import publish
 
     days = days_of(context.partition_time_window)
     selected = context.selected_asset_check_keys
@@ -132,6 +140,13 @@ def quality_gate(context: dg.AssetCheckExecutionContext, warehouse: WarehouseRes
             for day, result in results.items():
                 by_day[day].append((f"{'/'.join(key_path)}:{name}", result.passed))
         verdicts.record(wh, by_day, context.run.run_id)
+        # write-audit-publish: the analysts' schema gets the days just passed and loses the
+        # days not passed (reporting/published.py)
+        done = publish(wh, mart_relation, [day for day, checks in by_day.items() if checks],
+                       schema=published_schema())
+        context.log.info(f"{done.tables[0].split('.')[0]}: {len(done.days)} day(s) "
+                         f"published, {len(done.rewritten)} rewritten, "
+                         f"{len(done.removed)} removed")
     withheld: dict[str, list[str]] = {}
     for key_path, name, by_day in outcomes:
         key = dg.AssetCheckKey(dg.AssetKey(list(key_path)), name)
