@@ -9,8 +9,8 @@ quarantined lines. Then, each dbt command in a fresh process:
 1. ``dbt seed`` (not timed) and ``dbt run`` over everything: the full build;
 2. 1% more tokens (all their rows, loaded a day later) and suspensions of 1% of the
    existing tokens (late transitions for old tokens), then ``dbt run`` again: the
-   incremental run (incremental models read only what was loaded since their last run,
-   minus the lookback);
+   incremental run (incremental models read only the loads committed since their last run:
+   raw._loads, numbered in commit order);
 3. optionally (``--with-tests``) ``dbt build`` once more, to time the data tests too.
 
 Prints the raw row counts, full and incremental seconds, their ratio (goal <= 0.1) and the peak
@@ -335,6 +335,26 @@ def counts(path: Path) -> dict[str, int]:
                           "lambda_logs", "quarantine")}
 
 
+def register_loads(path: Path) -> None:
+    """Number the rows' new ``_loaded_at`` stamps in ``raw._loads``, as ingestion does as a
+    load's last step (ingestion/warehouse/base.py): the incremental models read by it."""
+    con = duckdb.connect(str(path))
+    try:
+        for table in ("token_state_transitions", "wallet_events", "apigw_logs", "lambda_logs",
+                      "quarantine"):
+            con.execute("update raw._load_counter set last_seq = last_seq + 1")
+            con.execute(f"""
+                insert into raw._loads
+                select (select last_seq from raw._load_counter), '{table}', _loaded_at,
+                       count(*), now()
+                from raw.{table}
+                where _loaded_at not in (select loaded_at from raw._loads
+                                         where table_name = '{table}')
+                group by _loaded_at""")
+    finally:
+        con.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=1_000_000)
@@ -353,10 +373,11 @@ def main(argv: list[str] | None = None) -> int:
         wh = DuckDBWarehouse(path)
         wh.ensure_schema()
         wh.close()
-        # the two loads lie further apart than the incremental lookback (var lookback_hours)
+        # two loads a day apart, each numbered in raw._loads as ingestion numbers them
         loaded = datetime.now(UTC) - timedelta(days=2)
         started = time.perf_counter()
         generate(path, 0, args.tokens, args.days, loaded)
+        register_loads(path)
         print(f"generated {args.tokens:,} tokens in {time.perf_counter() - started:.1f} s: "
               + ", ".join(f"{t} {n:,}" for t, n in counts(path).items()))
 
@@ -368,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         extra = max(1, args.tokens // 100)
         generate(path, args.tokens, args.tokens + extra, args.days,
                  loaded + timedelta(days=1), suspend_existing=extra)
+        register_loads(path)
         print(f"added {extra:,} tokens and {extra:,} late suspensions: "
               + ", ".join(f"{t} {n:,}" for t, n in counts(path).items()))
         incremental, inc_rss = dbt(["run"], env, workdir / "incremental.log")

@@ -239,8 +239,31 @@ CHAIN_CHECKPOINT_LOG = Table(
     ),
 )
 
+LOADS = Table(
+    "_loads",
+    "Every load of a raw table, numbered in commit order: the incremental models' watermark. "
+    "A load's rows carry its `_loaded_at` stamp, which is the worker's clock and may be hours "
+    "older than the commit; `load_seq` is taken from `_load_counter` as the load's last step "
+    "(its lock held until the commit), so a higher number always committed later.",
+    None,
+    (
+        C("load_seq", "bigint", "The load's number: 1, 2, ... in commit order."),
+        C("table_name", "text", "The raw table loaded."),
+        C("loaded_at", "timestamp", "The `_loaded_at` stamp of the load's rows."),
+        C("row_count", "bigint", "Rows inserted by the append that carried this stamp."),
+        C("registered_at", "timestamp", "The worker's clock at the load's last step (UTC)."),
+    ),
+)
+
+LOAD_COUNTER = Table(
+    "_load_counter",
+    "One row: the last load_seq handed out (ingestion/warehouse/base.py).",
+    None,
+    (C("last_seq", "bigint", "The last load_seq given to a load."),),
+)
+
 TABLES: dict[str, Table] = {t.name: t for t in (
     TRANSITIONS, WALLET_EVENTS, APIGW_LOGS, LAMBDA_LOGS, QUARANTINE, INGEST_STATE, S3_MANIFEST,
-    CHAIN_CHECKPOINTS, CHAIN_CHECKPOINT_LOG)}
+    CHAIN_CHECKPOINTS, CHAIN_CHECKPOINT_LOG, LOADS, LOAD_COUNTER)}
 
 RAW_TEXT_LIMIT = 4000

@@ -58,6 +58,22 @@ class Built:
     roles: tuple[str, str] | None = None  # (analyst, compliance) roles granted on postgres
 
 
+def register_loads(con, tables) -> None:
+    """What ingestion does as a load's last step (ingestion/warehouse/base.py), for rows a test
+    wrote into ``raw.<table>`` itself on a DuckDB connection: each table's new ``_loaded_at``
+    stamps get the next number from ``raw._load_counter``, in order."""
+    for table in tables:
+        con.execute("update raw._load_counter set last_seq = last_seq + 1")
+        con.execute(f"""
+            insert into raw._loads
+            select (select last_seq from raw._load_counter), '{table}', _loaded_at, count(*),
+                   now()
+            from raw.{table}
+            where _loaded_at not in (select loaded_at from raw._loads
+                                     where table_name = '{table}')
+            group by _loaded_at""")
+
+
 def ingest_world(world, wh, timeout: float = 180) -> None:
     """Load the world; transitions again until all of them are in. The transitions loader
     reads below the cluster's oldest running transaction (pg_snapshot_xmin), so while another

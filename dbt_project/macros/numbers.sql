@@ -74,15 +74,32 @@
 {%- endmacro %}
 
 
-{#- The incremental watermark: the newest `column` already in this model minus
-    var('lookback_hours'), so rows committed late by an overlapping load are read again
-    (incremental models replace rows by key, so reading a row twice is harmless). An empty
+{#- The incremental watermark: the highest load this model has read (`column`, a load_seq:
+    raw._loads numbers each load of a raw table in commit order, ingestion/warehouse/base.py).
+    A row is new when its load's number is higher. A load that commits hours after its rows'
+    `_loaded_at` stamp (the worker's clock, taken before the commit) still gets a higher
+    number than every load that committed before it, so no lookback is needed and none can
+    be too short: the watermark on `_loaded_at` minus 3 hours missed such a load. An empty
     target reads everything. -#}
-{% macro incremental_watermark(column='loaded_at') -%}
-  (select coalesce(
-      {{ dbt.dateadd('hour', -1 * var('lookback_hours'), 'max(' ~ column ~ ')') }},
-      cast('1900-01-01 00:00:00' as timestamp))
-   from {{ this }})
+{% macro incremental_watermark(column='load_seq') -%}
+  (select coalesce(max({{ column }}), -1) from {{ this }})
+{%- endmacro %}
+
+
+{#- The rows of the raw table `relation` (source `table_name`) with the number of the load
+    that wrote them, `_load_seq` (raw._loads; several loads of one stamp: the latest). A row
+    no load registered (written before raw._loads existed, or not by ingestion) is 0: a full
+    build reads it, an incremental run does not. -#}
+{% macro with_load_seq(relation, table_name) -%}
+    select raw_rows.*, coalesce(loads.load_seq, 0) as _load_seq
+    from {{ relation }} as raw_rows
+    left join (
+        select loaded_at, max(load_seq) as load_seq
+        from {{ source('ingestion', '_loads') }}
+        where table_name = '{{ table_name }}'
+        group by loaded_at
+    ) as loads
+        on loads.loaded_at = raw_rows._loaded_at
 {%- endmacro %}
 
 

@@ -14,8 +14,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from ingestion.raw_schema import SCHEMA, TABLES, Table
+from ingestion.raw_schema import LOAD_COUNTER, LOADS, SCHEMA, TABLES, Table
 
 
 class Warehouse(ABC):
@@ -63,6 +64,8 @@ class Warehouse(ABC):
         with self.transaction():
             for statement in self.ddl():
                 self.execute(statement)
+            self.execute(f"insert into {SCHEMA}.{LOAD_COUNTER.name} (last_seq) select 0 "
+                         f"where not exists (select 1 from {SCHEMA}.{LOAD_COUNTER.name})")
 
     _depth: int = 0
 
@@ -78,14 +81,41 @@ class Warehouse(ABC):
             return
         self._begin()
         self._depth = 1
+        self._loads = []
         try:
             yield self
+            self._register_loads()
         except BaseException:
             self._depth = 0
+            self._loads = []
             self._rollback()
             raise
         self._depth = 0
         self._commit()
+
+    _loads: list[tuple[str, datetime, int]]  # (table, stamp, rows) of the open transaction
+
+    def _register_loads(self) -> None:
+        """The transaction's last step: number its loads in commit order. The counter's row
+        is updated first, so a concurrent load waits here (PostgreSQL's row lock, Snowflake's
+        table lock, DuckDB's one writer) until this one commits: the numbers follow the
+        commits, whatever the stamps' clocks said (the incremental models' watermark:
+        dbt_project/macros/numbers.sql, incremental_watermark)."""
+        loads, self._loads = self._loads, []
+        if not loads:
+            return
+        counter = f"{SCHEMA}.{LOAD_COUNTER.name}"
+        self.execute(f"update {counter} set last_seq = last_seq + %s", [len(loads)])
+        rows = self.query(f"select last_seq from {counter}")
+        if len(rows) != 1:
+            raise RuntimeError(f"{counter} must hold one row (ensure_schema writes it), "
+                               f"found {len(rows)}")
+        first = int(rows[0][0]) - len(loads) + 1
+        now = datetime.now(UTC)
+        for i, (table, stamp, count) in enumerate(loads):
+            self.execute(f"insert into {SCHEMA}.{LOADS.name} (load_seq, table_name, loaded_at, "
+                         "row_count, registered_at) values (%s, %s, %s, %s, %s)",
+                         [first + i, table, stamp, count, now])
 
     def append(self, table: Table, data: pa.Table) -> int:
         """Insert ``data`` into ``raw.<table>``; rows whose key is already there are skipped.
@@ -93,7 +123,12 @@ class Warehouse(ABC):
         if data.num_rows == 0:
             return 0
         with self.transaction():
-            return self._append(table, data)
+            inserted = self._append(table, data)
+            if inserted and "_loaded_at" in data.column_names:
+                for stamp in pc.unique(data.column("_loaded_at")).to_pylist():
+                    if stamp is not None:
+                        self._loads.append((table.name, stamp, inserted))
+            return inserted
 
     def _append(self, table: Table, data: pa.Table) -> int:
         staged = self._stage(table, data)

@@ -24,7 +24,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingestion.raw_schema import SCHEMA, TABLES, Table
+from ingestion.raw_schema import LOAD_COUNTER, SCHEMA, TABLES, Table
 from ingestion.warehouse.base import Warehouse
 from tokenwatch import config
 
@@ -122,6 +122,8 @@ class SnowflakeWarehouse(Warehouse):
     def ensure_schema(self) -> None:
         for statement in self.ddl():  # DDL commits implicitly in Snowflake: no transaction
             self.execute(statement)
+        self.execute(f"insert into {SCHEMA}.{LOAD_COUNTER.name} (last_seq) select 0 "
+                     f"where not exists (select 1 from {SCHEMA}.{LOAD_COUNTER.name})")
         self._ensure_staging()
 
     def _stage_table(self, table: Table) -> str:

@@ -1,10 +1,17 @@
 """Incremental models give the same marts as a full rebuild.
 
-The world's raw layer is split in two loads a day apart (transitions by id, so tokens have
-rows in both; wallet events by time, plus a share of old events arriving late; API logs by
-time). A warehouse is built on the first load, then gets the second and an incremental
-``dbt build``. Every table must equal the session's full build of the same rows
-(``built_duckdb``), load times aside.
+The world's raw layer is split in two loads (transitions by id, so tokens have rows in both;
+wallet events by time, plus a share of old events arriving late; API logs by time). A
+warehouse is built on the first load, then gets the second and an incremental ``dbt build``.
+Every table must equal the session's full build of the same rows (``built_duckdb``), load
+times aside.
+
+The second load is one that committed hours after its rows were stamped: its ``_loaded_at``
+is five hours before the first load's, as a worker that stamps its rows, then stalls (or runs
+on a slow clock) leaves them. Loads are numbered in commit order (``raw._loads``), as
+ingestion registers them, and the incremental models read by that number: the former
+watermark (the newest ``loaded_at`` minus 3 hours) read none of the second load, and these
+tests failed.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import duckdb
 import pytest
 
 from tests.dbt.dbt_runner import duckdb_env, run_dbt
+from tests.warehouses import register_loads
 
 #: per raw table: the condition that puts a row in the second load
 #: (transitions: by id from about 70% on, cut just before a token's second row, so that at
@@ -37,30 +45,40 @@ OTHER_TABLES = ("quarantine", "_ingest_state", "_s3_manifest", "chain_checkpoint
                 "chain_checkpoint_log")
 SKIPPED_SCHEMAS = ("raw", "analytics_snapshots", "analytics_staging")
 #: when rows were loaded (shifted here for the first load) and computed: not compared
-LOAD_TIME_COLUMNS = {"loaded_at", "last_loaded_at", "transformed_at"}
+LOAD_TIME_COLUMNS = {"loaded_at", "last_loaded_at", "transformed_at", "load_seq",
+                     "last_load_seq"}
+
+
+#: the second load's rows are stamped this long before the first load's
+LATE_COMMIT = timedelta(hours=5)
 
 
 def _load(target: Path, source: Path, part: int) -> None:
-    """Copy raw rows of load ``part`` (1 or 2) from ``source`` into ``target``; the first load
-    is stamped a day earlier than the second."""
+    """Copy raw rows of load ``part`` (1 or 2) from ``source`` into ``target`` and register
+    the load as ingestion does (raw._loads, the next number: commit order). The first load is
+    stamped a day before the rows' real load; the second ``LATE_COMMIT`` before the first."""
+    shift = timedelta(days=1) if part == 1 else timedelta(days=1) + LATE_COMMIT
     with duckdb.connect(str(target)) as con:
         con.execute("set timezone = 'UTC'")
         con.execute(f"attach '{source}' as src (read_only)")
         con.execute("create schema if not exists raw")
+        if part == 1:
+            for table in OTHER_TABLES:
+                con.execute(f"create table raw.{table} as select * from src.raw.{table}")
+            for table in ("_loads", "_load_counter"):
+                con.execute(f"create table raw.{table} as select * from src.raw.{table} "
+                            "limit 0")
+            con.execute("insert into raw._load_counter values (0)")
         for table, second in SECOND_LOAD.items():
             con.execute(f"create table if not exists raw.{table} as "
                         f"select * from src.raw.{table} limit 0")
             which = f"not ({second})" if part == 1 else second
             con.execute(f"""
                 insert into raw.{table}
-                select * replace (
-                    case when {second} then _loaded_at
-                         else _loaded_at - interval {timedelta(days=1).days} day
-                    end as _loaded_at)
+                select * replace (_loaded_at - interval {int(shift.total_seconds())} second
+                                  as _loaded_at)
                 from src.raw.{table} where {which}""")
-        if part == 1:
-            for table in OTHER_TABLES:
-                con.execute(f"create table raw.{table} as select * from src.raw.{table}")
+            register_loads(con, [table])  # the load's last step: its number, commit order
         con.execute("detach src")
 
 

@@ -18,7 +18,7 @@ import duckdb
 import pytest
 
 from tests.dbt.dbt_runner import duckdb_env, run_dbt
-from tests.warehouses import Built
+from tests.warehouses import Built, register_loads
 
 COMPLIANCE = ("audit_exceptions", "audit_daily_summary", "audit_token_transitions",
               "audit_token_chains", "audit_quarantine_summary")
@@ -57,6 +57,7 @@ def _plant(path) -> str:
                 now() as _loaded_at)
             from raw.token_state_transitions
             where token_ref = ? order by version desc limit 1""", [ref])
+        register_loads(con, ["wallet_events", "token_state_transitions"])
     return ref
 
 

@@ -270,6 +270,8 @@ def _text_values(wh) -> list[tuple[str, str, str]]:
     out = []
     for table in TABLES.values():
         cols = [c.name for c in table.columns if c.type in ("text", "json")]
+        if not cols:
+            continue
         for row in wh.query(f"select {', '.join(cols)} from raw.{table.name}"):
             for col, value in zip(cols, row, strict=True):
                 if value is None:

@@ -1,23 +1,19 @@
 {{ config(materialized='incremental', unique_key='request_id') }}
 {#- One row per API Gateway request, with the Lambda invocation that served it. Incremental: a
     run (re)computes the requests whose gateway record is new, or whose Lambda record arrived
-    since (the two come in different S3 objects, in either order); records loaded up to
-    var('lookback_hours') before the newest are looked at again. -#}
+    since (the two come in different S3 objects, in either order): the loads committed since
+    the last run, by load_seq (see int_token_transitions). -#}
 with
 
 {% if is_incremental() -%}
 touched_requests as (
 
     select request_id from {{ ref('stg_data_lake__apigw_logs') }}
-    where (
-            loaded_at > {{ incremental_watermark('last_loaded_at') }}
-            and request_id not in (select request_id from {{ this }})
-        )
+    where load_seq > {{ incremental_watermark('last_load_seq') }}
         or {{ in_partition_window('requested_at') }}
     union
     select request_id from {{ ref('stg_data_lake__lambda_logs') }}
-    where loaded_at > {{ incremental_watermark('last_loaded_at') }}
-        and request_id not in (select request_id from {{ this }} where has_lambda_record)
+    where load_seq > {{ incremental_watermark('last_load_seq') }}
 
 ),
 
@@ -73,6 +69,10 @@ joined as (
             when lambdas.loaded_at > gateway.loaded_at then lambdas.loaded_at
             else gateway.loaded_at
         end as last_loaded_at,
+        case
+            when lambdas.load_seq > gateway.load_seq then lambdas.load_seq
+            else gateway.load_seq
+        end as last_load_seq,
         {{ transformed_at() }} as transformed_at
 
     from gateway

@@ -1,8 +1,8 @@
 {{ config(materialized='incremental', unique_key='transition_id') }}
-{#- The deduplicated transition log, materialized incrementally: each run copies the rows
-    loaded since the last one that are not here yet (rows loaded up to var('lookback_hours')
-    before the newest are looked at again, for loads that commit out of order) and stamps
-    them with the run's start (transformed_at): the per-token models downstream recompute the
+{#- The deduplicated transition log, materialized incrementally: each run copies the rows of
+    the loads committed since the last one (load_seq above the highest here: loads are
+    numbered in commit order, so a load that commits late is still read) and stamps them with
+    the run's start (transformed_at): the per-token models downstream recompute the
     tokens of those rows. The staging view's dedupe runs once per build. Flags rows whose text
     may hold a card number (pan_candidate_pattern), the candidates of the card-number
     scan. -#}
@@ -15,13 +15,7 @@ transitions as (
 
     select * from {{ ref('stg_state_service__token_state_transitions') }}
     {% if is_incremental() -%}
-    where (
-            loaded_at > {{ incremental_watermark('loaded_at') }}
-            and transition_id not in (
-                select transition_id from {{ this }}
-                where loaded_at > {{ incremental_watermark('loaded_at') }}
-            )
-        )
+    where load_seq > {{ incremental_watermark() }}
         or {{ in_partition_window('occurred_at') }}
     {%- endif %}
 

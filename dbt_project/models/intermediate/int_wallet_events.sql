@@ -13,13 +13,7 @@ wallet_events as (
 
     select * from {{ ref('stg_wallet_stream__wallet_events') }}
     {% if is_incremental() -%}
-    where (
-            loaded_at > {{ incremental_watermark('loaded_at') }}
-            and event_id not in (
-                select event_id from {{ this }}
-                where loaded_at > {{ incremental_watermark('loaded_at') }}
-            )
-        )
+    where load_seq > {{ incremental_watermark() }}
         or {{ in_partition_window('event_time') }}
     {%- endif %}
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('data_lake', 'apigw_logs') }}
+    {{ with_load_seq(source('data_lake', 'apigw_logs'), 'apigw_logs') }}
 
 ),
 
@@ -18,6 +18,7 @@ renamed as (
         wallet_id,
         {{ json_to_text('extra') }} as extra_json,
         {{ to_utc_timestamp('_loaded_at') }} as loaded_at,
+        _load_seq as load_seq,
         _source_location as source_location
 
     from source
@@ -48,6 +49,7 @@ final as (
         wallet_id,
         extra_json,
         loaded_at,
+        load_seq,
         source_location
 
     from deduplicated

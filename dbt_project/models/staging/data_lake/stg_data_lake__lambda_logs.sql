@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('data_lake', 'lambda_logs') }}
+    {{ with_load_seq(source('data_lake', 'lambda_logs'), 'lambda_logs') }}
 
 ),
 
@@ -19,6 +19,7 @@ renamed as (
         nullif(error, '') as error_message,
         {{ json_to_text('extra') }} as extra_json,
         {{ to_utc_timestamp('_loaded_at') }} as loaded_at,
+        _load_seq as load_seq,
         _source_location as source_location
 
     from source
@@ -50,6 +51,7 @@ final as (
         error_message,
         extra_json,
         loaded_at,
+        load_seq,
         source_location
 
     from deduplicated

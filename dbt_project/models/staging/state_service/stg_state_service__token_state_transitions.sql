@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('state_service', 'token_state_transitions') }}
+    {{ with_load_seq(source('state_service', 'token_state_transitions'), 'token_state_transitions') }}
 
 ),
 
@@ -28,6 +28,7 @@ renamed as (
         prev_hash,
         row_hash,
         {{ to_utc_timestamp('_loaded_at') }} as loaded_at,
+        _load_seq as load_seq,
         _source_location as source_location
 
     from source
@@ -68,6 +69,7 @@ final as (
         prev_hash,
         row_hash,
         loaded_at,
+        load_seq,
         source_location
 
     from deduplicated

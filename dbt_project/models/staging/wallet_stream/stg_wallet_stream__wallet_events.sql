@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('wallet_stream', 'wallet_events') }}
+    {{ with_load_seq(source('wallet_stream', 'wallet_events'), 'wallet_events') }}
 
 ),
 
@@ -35,6 +35,7 @@ renamed as (
         sequence_number,
         {{ to_utc_timestamp('arrived_at') }} as arrived_at,
         {{ to_utc_timestamp('_loaded_at') }} as loaded_at,
+        _load_seq as load_seq,
         _source_location as source_location
 
     from source
@@ -82,6 +83,7 @@ final as (
         sequence_number,
         arrived_at,
         loaded_at,
+        load_seq,
         source_location
 
     from deduplicated
