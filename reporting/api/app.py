@@ -5,14 +5,18 @@ section).
 Every answer of a query says how fresh its data is and which days it covers passed the quality
 gate. Rows grouped by ``metric_time`` carry a ``gate_status`` column: at hour and day grain the
 verdict of the row's day; at week, month, quarter and year the worst verdict of the days of that
-period that have data (``withheld`` > ``unchecked`` > ``passed``). Rows of a withheld day are
-kept (an analyst may need to see them) but never unmarked. The envelope (JSON fields; CSV,
-Parquet and PNG: ``X-Tokenwatch-*`` headers, Parquet also schema metadata) lists every covered
-day with its verdict; a query not grouped by time covers every day its metrics have data for.
+period that have data (``unchecked`` > ``passed``). A day the gate withheld is left out of
+every answer (write-audit-publish, as ``analytics_published`` and the Tableau extracts leave it
+out): its rows are not there and no total or ratio counts it; the envelope names it in
+``withheld_days``, so a missing day is explained, and it comes back once fixed and re-gated.
+The envelope (JSON fields; CSV, Parquet and PNG: ``X-Tokenwatch-*`` headers, Parquet also
+schema metadata) lists every covered day with its verdict; a query not grouped by time covers
+every day its metrics have data for.
 """
 
 # (no `from __future__ import annotations`: FastAPI reads the routes' annotations, which
 # name this function's locals such as max_rows)
+import dataclasses
 import functools
 import logging
 import time
@@ -224,9 +228,20 @@ def create_app(*, reader: Reader, layer: semantic.SemanticLayer, keys: Mapping[s
         return sorted({formats.day_of(row[index]) for row in rows
                        if row[index] is not None})
 
+    def withheld_in(query: semantic.Query) -> list[date]:
+        """The days the gate withheld (latest verdict) within the query's start..end."""
+        return sorted(d for d, v in gate.snapshot().verdicts.items()
+                      if v.status == verdicts.WITHHELD
+                      and (query.start is None or d >= query.start)
+                      and (query.end is None or d < query.end))
+
     def answer(request: Request, query: semantic.Query, limit: int | None, cursor: str | None,
                accept: str | None) -> Response:
         fmt = formats.negotiate(accept)
+        withheld = withheld_in(query)
+        if withheld:  # left out: no row of theirs, and no total or ratio counts them
+            query = dataclasses.replace(query, where=(*query.where, semantic.Filter(
+                "metric_time", "not in", tuple(d.isoformat() for d in withheld))))
         request.state.metrics = ",".join(query.metrics)[:1000]
         limit = limit or default_limit
         if limit > max_rows:
@@ -261,8 +276,7 @@ def create_app(*, reader: Reader, layer: semantic.SemanticLayer, keys: Mapping[s
         statuses = [v.status for v in found.values()]
         gate_info = {"status": worst(statuses),
                      "days": [v.as_dict() for v in found.values()],
-                     "withheld_days": [d.isoformat() for d, v in found.items()
-                                       if v.status == verdicts.WITHHELD],
+                     "withheld_days": [d.isoformat() for d in withheld],
                      "unchecked_days": [d.isoformat() for d, v in found.items()
                                         if v.status == verdicts.UNCHECKED],
                      "published": bool(statuses) and set(statuses) == {verdicts.PASSED}}
@@ -446,5 +460,6 @@ request is written to the access log. A page holds at most {max_rows} rows (defa
 a query runs at most {timeout:g} s (504 beyond).
 
 Every query answer carries the data's freshness and, for each day it covers, the quality gate's
-verdict (`passed`, `withheld`, `unchecked`): rows grouped by metric_time have a `gate_status`
-column; a withheld day's rows are kept, marked. Only `passed` days are published."""
+verdict (`passed`, `unchecked`): rows grouped by metric_time have a `gate_status` column. A day
+the quality gate withheld is left out of every answer (no row, no total counts it) and named in
+`gate.withheld_days`; it comes back once fixed and re-gated."""

@@ -8,7 +8,8 @@ response headers (and Parquet also as schema metadata, so a saved file keeps the
 * ``X-Tokenwatch-Gate-Status``: the worst verdict of the days covered (``withheld`` >
   ``unchecked`` > ``passed``);
 * ``X-Tokenwatch-Days-Passed``, ``-Days-Withheld``, ``-Days-Unchecked``: those days, as
-  comma-separated days or ranges (``2026-11-02..2026-11-04``), empty when none;
+  comma-separated days or ranges (``2026-11-02..2026-11-04``), empty when none (withheld days
+  are left out of the answer: the header says which);
 * ``X-Tokenwatch-Next-Cursor``: the next page's cursor, absent on the last page.
 
 Values are normalised the same on every warehouse: the time column is a day (``YYYY-MM-DD``)
@@ -156,7 +157,8 @@ def headers(freshness, gate: dict, next_cursor: str | None) -> dict[str, str]:
     out = {"X-Tokenwatch-Freshness": freshness.header(),
            "X-Tokenwatch-Gate-Status": gate["status"] or "none",
            "X-Tokenwatch-Days-Passed": day_ranges(by_status["passed"]),
-           "X-Tokenwatch-Days-Withheld": day_ranges(by_status["withheld"]),
+           "X-Tokenwatch-Days-Withheld": day_ranges(
+               sorted(date.fromisoformat(d) for d in gate["withheld_days"])),
            "X-Tokenwatch-Days-Unchecked": day_ranges(by_status["unchecked"])}
     if next_cursor:
         out["X-Tokenwatch-Next-Cursor"] = next_cursor

@@ -51,9 +51,12 @@ class DayVerdict(BaseModel):
 
 class Gate(BaseModel):
     status: Status | None = Field(description="the worst verdict of the days covered "
-                                              "(withheld > unchecked > passed)")
+                                              "(unchecked > passed: withheld days are left "
+                                              "out)")
     days: list[DayVerdict] = Field(description="every day the answer covers")
-    withheld_days: list[str]
+    withheld_days: list[str] = Field(description="days the quality gate withheld, in the "
+                                     "query's range: left out of the answer (no row, no total "
+                                     "counts them) until fixed and re-gated")
     unchecked_days: list[str]
     published: bool = Field(description="true only when every day covered passed the gate")
 

@@ -22,7 +22,6 @@ from reporting import semantic
 from reporting.api.access_log import AccessLog, read_access_log
 from reporting.api.readers import PostgresReader, SnowflakeReader
 from tests.reporting.reports_api import (
-    DAYS,
     KEY,
     OTHER_KEY,
     PASSED_DAY,
@@ -121,7 +120,9 @@ def test_api_requests_by_wallet_and_day_equal_the_mart(target, request, built_du
     assert body["next_cursor"] is None
     got = {(row["wallet"], row["metric_time__day"]): row["api_requests"]
            for row in body["rows"]}
-    assert got == mart_api_requests(built)
+    # the DuckDB replica has the test verdicts: its withheld day is left out
+    withheld = {str(WITHHELD_DAY)} if target == "duck" else set()
+    assert got == {k: v for k, v in mart_api_requests(built).items() if k[1] not in withheld}
     assert sum(got.values()) > 100
 
 
@@ -129,6 +130,8 @@ def test_duckdb_and_postgres_answer_alike(duck, pg):
     params = {"metrics": "provision_success_rate,provisioning_requests",
               "group_by": "wallet,metric_time", "limit": 500}
     a, b = get(duck, "/v1/query", params).json(), get(pg, "/v1/query", params).json()
+    # PostgreSQL has no verdicts: the replica's withheld day is only left out of DuckDB's
+    b["rows"] = [r for r in b["rows"] if r["metric_time__day"] != str(WITHHELD_DAY)]
     assert a["columns"] == b["columns"] and len(a["rows"]) == len(b["rows"]) > 0
     for x, y in zip(a["rows"], b["rows"], strict=True):
         assert x["wallet"] == y["wallet"] and x["metric_time__day"] == y["metric_time__day"]
@@ -204,12 +207,11 @@ def test_every_answer_says_freshness_and_each_days_verdict(duck, replica):
     body = get(duck, "/v1/query", DAY_BY_WALLET | {"limit": 500}).json()
     status = {r["metric_time__day"]: r["gate_status"] for r in body["rows"]}
     assert status[str(PASSED_DAY)] == "passed"
-    assert status[str(WITHHELD_DAY)] == "withheld"  # kept, and marked
+    assert str(WITHHELD_DAY) not in status  # left out: write-audit-publish
     assert status[str(UNCHECKED_DAY)] == "unchecked"
-    assert body["gate"]["status"] == "withheld" and body["gate"]["published"] is False
-    assert body["gate"]["withheld_days"] == [str(WITHHELD_DAY)]
-    withheld = next(d for d in body["gate"]["days"] if d["day"] == str(WITHHELD_DAY))
-    assert withheld["failed_checks"] == ["reconciliation"]
+    assert body["gate"]["status"] == "unchecked" and body["gate"]["published"] is False
+    assert body["gate"]["withheld_days"] == [str(WITHHELD_DAY)]  # named, so it is explained
+    assert str(WITHHELD_DAY) not in [d["day"] for d in body["gate"]["days"]]
     (load, build), = mart_rows_on(replica, "select (select max(updated_at) from "
                                   "raw._ingest_state), (select max(transformed_at) from "
                                   "analytics_lifecycle.dim_token)")
@@ -220,13 +222,13 @@ def test_every_answer_says_freshness_and_each_days_verdict(duck, replica):
 def test_weeks_and_ungrouped_answers_list_their_days(duck):
     week = get(duck, "/v1/query", DAY_BY_WALLET | {"grain": "week"}).json()
     assert week["columns"][-1] == "gate_status"
-    assert {r["gate_status"] for r in week["rows"]} == {"withheld"}  # the worst of its days
-    assert [d["day"] for d in week["gate"]["days"]] == [str(d) for d in DAYS]
+    assert {r["gate_status"] for r in week["rows"]} == {"unchecked"}  # the worst of its days
+    assert [d["day"] for d in week["gate"]["days"]] == [str(PASSED_DAY), str(UNCHECKED_DAY)]
+    assert week["gate"]["withheld_days"] == [str(WITHHELD_DAY)]
     ungrouped = get(duck, "/v1/query", {"metrics": "api_requests", "group_by": "wallet"}).json()
     assert "gate_status" not in ungrouped["columns"]
-    assert ungrouped["gate"]["status"] == "withheld"
-    assert [d["status"] for d in ungrouped["gate"]["days"]] == ["passed", "withheld",
-                                                               "unchecked"]
+    assert ungrouped["gate"]["status"] == "unchecked"
+    assert [d["status"] for d in ungrouped["gate"]["days"]] == ["passed", "unchecked"]
     published_only = get(duck, "/v1/query", {"metrics": "api_requests",
                                              "end": str(WITHHELD_DAY)}).json()
     assert published_only["gate"]["published"] is True
@@ -249,6 +251,48 @@ def test_a_replaced_replica_is_reopened(built_duckdb, tmp_path):
         assert after["gate"]["unchecked_days"] == []
         assert {r["gate_status"] for r in after["rows"]
                 if r["metric_time__day"] == str(UNCHECKED_DAY)} == {"passed"}
+
+
+def _requests_per_day(svc) -> dict[str, int]:
+    body = get(svc, "/v1/query", {"metrics": "api_requests", "group_by": "metric_time",
+                                  "grain": "day"}).json()
+    return {r["metric_time__day"]: r["api_requests"] for r in body["rows"]}
+
+
+def test_a_withheld_day_never_reaches_an_answer_and_comes_back_once_re_gated(built_duckdb,
+                                                                             tmp_path):
+    """No row, no total, no ratio of a withheld day: the week's and the ungrouped totals are
+    the other days' sums. Re-gated (a later verdict that passes it), the day is back, and the
+    totals with it."""
+    path = replica_copy(built_duckdb.path, tmp_path / "replica.duckdb")
+    (everything,), = mart_rows_on(path, "select count(*) from analytics_wallet.fct_api_requests")
+    with serve(duckdb_reader(path)) as svc:
+        per_day = _requests_per_day(svc)
+        assert str(WITHHELD_DAY) not in per_day and per_day[str(PASSED_DAY)] > 0
+        total = get(svc, "/v1/query", {"metrics": "api_requests"}).json()["rows"][0]
+        week = get(svc, "/v1/query", {"metrics": "api_requests,error_rate",
+                                      "group_by": "metric_time", "grain": "week"}).json()
+        assert total["api_requests"] == sum(per_day.values()) < everything
+        assert sum(r["api_requests"] for r in week["rows"]) == sum(per_day.values())
+        as_csv = get(svc, "/v1/query", {"metrics": "api_requests", "group_by": "metric_time"},
+                     Accept="text/csv")
+        assert str(WITHHELD_DAY) not in as_csv.text
+        assert as_csv.headers["x-tokenwatch-days-withheld"] == str(WITHHELD_DAY)
+
+        fresh = replica_copy(path, tmp_path / "next.duckdb", record_verdicts=False)
+        wh = DuckDBWarehouse(fresh)
+        try:  # fixed and re-gated
+            verdicts.record(wh, {WITHHELD_DAY: [("kpi_bounds", True), ("reconciliation", True)]},
+                            run_id="re-gated")
+        finally:
+            wh.close()
+        os.replace(fresh, path)
+        again = _requests_per_day(svc)
+        assert again[str(WITHHELD_DAY)] > 0
+        assert {d: n for d, n in again.items() if d != str(WITHHELD_DAY)} == per_day
+        back = get(svc, "/v1/query", {"metrics": "api_requests"}).json()
+        assert back["rows"][0]["api_requests"] == sum(again.values()) == everything
+        assert back["gate"]["withheld_days"] == []
 
 
 # -- pagination -------------------------------------------------------------------------------
@@ -479,8 +523,9 @@ def test_a_metric_query_runs_on_snowflake(fakesnow_server, replica, duck):
         assert got.status_code == 200, got.text
     expected = get(duck, "/v1/query", DAY_BY_WALLET | {"limit": 500}).json()
     strip = [{k: v for k, v in r.items() if k != "gate_status"} for r in expected["rows"]]
-    assert [{k: v for k, v in r.items() if k != "gate_status"}
-            for r in got.json()["rows"]] == strip
+    assert [{k: v for k, v in r.items() if k != "gate_status"}  # no verdicts there: the
+            for r in got.json()["rows"]  # replica's withheld day is only left out of DuckDB's
+            if r["metric_time__day"] != str(WITHHELD_DAY)] == strip
     assert {r["gate_status"] for r in got.json()["rows"]} == {"unchecked"}  # no verdicts there
 
 
