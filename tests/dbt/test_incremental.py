@@ -40,13 +40,14 @@ SECOND_LOAD = {
                   "from src.raw.apigw_logs)",
     "lambda_logs": "invoked_at >= (select quantile_disc(invoked_at, 0.6) "
                    "from src.raw.lambda_logs)",
+    # the later checkpoints' records: a checkpoint load, late too (audit_token_chains)
+    "chain_checkpoints": "seq > (select quantile_disc(seq, 0.5) from src.raw.chain_checkpoints)",
 }
-OTHER_TABLES = ("quarantine", "_ingest_state", "_s3_manifest", "chain_checkpoints",
-                "chain_checkpoint_log")
+OTHER_TABLES = ("quarantine", "_ingest_state", "_s3_manifest", "chain_checkpoint_log")
 SKIPPED_SCHEMAS = ("raw", "analytics_snapshots", "analytics_staging")
 #: when rows were loaded (shifted here for the first load) and computed: not compared
 LOAD_TIME_COLUMNS = {"loaded_at", "last_loaded_at", "transformed_at", "load_seq",
-                     "last_load_seq"}
+                     "last_load_seq", "checkpoint_load_seq", "first_checkpoint_loaded_at"}
 
 
 #: the second load's rows are stamped this long before the first load's
@@ -126,6 +127,9 @@ def test_second_load_is_a_real_increment(both_ways):
     # tokens that existed after the first load changed with the second (open spans closed)
     spans = "analytics_intermediate.int_token_lifecycle_spans"
     assert set(first[spans]) - set(incremental[spans])
+    # the second checkpoint load changed tokens' chain rows (more rows checkpointed)
+    chains = "analytics_compliance.audit_token_chains"
+    assert set(first[chains]) - set(incremental[chains])
 
 
 @pytest.mark.parametrize("relation", [

@@ -23,7 +23,10 @@
     (audit_exceptions).
 
     Incremental: a run recomputes the tokens whose rows audit_token_transitions recomputed, or
-    that got checkpoint records, since the last run. -#}
+    that got checkpoint records, since the last run: records of the checkpoint loads above the
+    highest this model holds (checkpoint_load_seq; loads are numbered in commit order, so a
+    checkpoint load that commits after a run started is read by the next one, which a filter
+    on its _loaded_at against the run's start missed). -#}
 {{ config(materialized='incremental', unique_key='token_ref') }}
 {%- set text = dbt.type_string() %}
 with
@@ -35,7 +38,7 @@ touched_tokens as (
     where transformed_at > {{ last_transformed_at() }}
     union
     select token_ref from {{ ref('stg_audit__chain_checkpoints') }}
-    where loaded_at > {{ last_transformed_at() }}
+    where load_seq > {{ incremental_watermark('checkpoint_load_seq') }}
 
 ),
 
@@ -359,11 +362,18 @@ final as (
         located.checkpoint_head_version,
         located.disagreeing_rows,
         located.moved_rows,
+        coalesce(checkpoint_loads.checkpoint_load_seq, 0) as checkpoint_load_seq,
         {{ transformed_at() }} as transformed_at
 
     from located
     left join found_rows
         on located.token_ref = found_rows.token_ref
+    left join (
+        select token_ref, max(load_seq) as checkpoint_load_seq
+        from checkpointed
+        group by token_ref
+    ) as checkpoint_loads
+        on located.token_ref = checkpoint_loads.token_ref
     left join checkpoint_log
         on located.first_checkpoint_seq = checkpoint_log.checkpoint_seq
 

@@ -6,7 +6,7 @@ with
 
 source as (
 
-    select * from {{ source('audit', 'chain_checkpoints') }}
+    {{ with_load_seq(source('audit', 'chain_checkpoints'), 'chain_checkpoints') }}
 
 ),
 
@@ -20,7 +20,8 @@ renamed as (
         row_hash as checkpoint_row_hash,
         content_hash as checkpoint_content_hash,
         coalesce(sealed, false) as is_sealed,
-        {{ to_utc_timestamp('_loaded_at') }} as loaded_at
+        {{ to_utc_timestamp('_loaded_at') }} as loaded_at,
+        _load_seq as load_seq
 
     from source
 
@@ -36,7 +37,8 @@ ranked as (
                 checkpointed_version, checkpoint_content_hash
         ) as record_rank,
         count(*) over (partition by token_ref, transition_id) as checkpoint_records,
-        max(loaded_at) over (partition by token_ref, transition_id) as last_loaded_at
+        max(loaded_at) over (partition by token_ref, transition_id) as last_loaded_at,
+        max(load_seq) over (partition by token_ref, transition_id) as last_load_seq
 
     from renamed
 
@@ -54,7 +56,8 @@ final as (
         checkpoint_content_hash,
         is_sealed,
         checkpoint_records,
-        last_loaded_at as loaded_at
+        last_loaded_at as loaded_at,
+        last_load_seq as load_seq
 
     from ranked
     where record_rank = 1
