@@ -102,7 +102,7 @@ def _marts(path: Path) -> dict[str, list[tuple]]:
 
 
 @pytest.fixture(scope="module")
-def both_ways(raw_duckdb: Path, built_duckdb, tmp_path_factory) -> tuple[dict, dict, dict]:
+def both_ways(raw_duckdb: Path, built_duckdb, tmp_path_factory) -> tuple:
     # built_duckdb: the full build of the same raw rows, in the session's warehouse file
     work = tmp_path_factory.mktemp("dbt-incremental")
     incremental = work / "warehouse.duckdb"
@@ -115,11 +115,11 @@ def both_ways(raw_duckdb: Path, built_duckdb, tmp_path_factory) -> tuple[dict, d
     assert res.success, res.explain()
     statuses = res.statuses()
     assert statuses["model.tokenwatch.fct_token_state_transitions"] == "success"
-    return first, _marts(incremental), _marts(raw_duckdb)
+    return first, _marts(incremental), _marts(raw_duckdb), incremental
 
 
 def test_second_load_is_a_real_increment(both_ways):
-    first, incremental, _ = both_ways
+    first, incremental, _, _ = both_ways
     for relation in ("analytics_lifecycle.fct_token_state_transitions",
                      "analytics_intermediate.int_wallet_events",
                      "analytics_intermediate.int_api_requests"):
@@ -143,13 +143,41 @@ def test_second_load_is_a_real_increment(both_ways):
     "analytics_wallet.wallet_comparison", "analytics_compliance.audit_token_transitions",
     "analytics_compliance.audit_token_chains", "analytics_compliance.audit_exceptions"])
 def test_incremental_equals_full_refresh(both_ways, relation):
-    _, incremental, full = both_ways
+    _, incremental, full, _ = both_ways
     assert relation in full and full[relation], f"{relation} is empty or missing"
     assert incremental[relation] == full[relation]
 
 
 def test_every_table_matches(both_ways):
-    _, incremental, full = both_ways
+    _, incremental, full, _ = both_ways
     assert set(incremental) == set(full)
     differ = [name for name in full if incremental[name] != full[name]]
     assert not differ, differ
+
+
+def test_a_checkpoint_load_that_committed_late_is_read(both_ways, tmp_path):
+    """A checkpoint load whose rows were stamped days before the last dbt run started, and
+    committed after it (numbered next in raw._loads): the next incremental run reads it, and
+    the token it checkpointed, absent from the log, is reported erased. The former filter,
+    _loaded_at after the last run's start, never read it."""
+    import shutil
+
+    *_, built = both_ways
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy2(built, path)
+    with duckdb.connect(str(path)) as con:
+        con.execute("set timezone = 'UTC'")
+        con.execute("""
+            insert into raw.chain_checkpoints
+                (seq, token_ref, version, transition_id, row_hash, content_hash, sealed,
+                 _loaded_at)
+            values (999, 'tok-checkpointed-late', 1, 99999999, repeat('a', 64),
+                    repeat('b', 64), true, now() - interval 5 day)""")
+        register_loads(con, ["chain_checkpoints"])
+    res = run_dbt(["run", "--select", "stg_audit__chain_checkpoints", "audit_token_chains"],
+                  "local", duckdb_env(path), tmp_path / "run")
+    assert res.success, res.explain()
+    with duckdb.connect(str(path), read_only=True) as con:
+        found = con.execute("select chain_verdict from analytics_compliance.audit_token_chains "
+                            "where token_ref = 'tok-checkpointed-late'").fetchall()
+    assert found == [("token_erased",)]
