@@ -246,7 +246,7 @@ def _where_next(out: Console, stack, log_path: Path, verbose: bool, charts=()) -
     kind = "read replica" if path != warehouse.duckdb_path() else "DuckDB file"
     python = _rel(bin_dir / "python")
     query = (f"{python} -c \"import duckdb; duckdb.connect('{_rel(path)}', read_only=True)"
-             ".sql('from analytics_wallet.wallet_comparison').show()\"")
+             ".sql('from analytics_published.wallet_provisioning_daily').show()\"")
     out.print("\n[bold]Where to look next[/]")
     rows = [("the command line", f"{cli} --help   (or: source {_rel(bin_dir / 'activate')}, "
                                  "then tokenwatch --help)"),
