@@ -14,6 +14,11 @@ def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+def day_list(days) -> str:
+    """Days as SQL date literals for ``in (...)``, sorted (dates only: no user text)."""
+    return ", ".join(f"date '{d.isoformat()}'" for d in sorted(days))
+
+
 def table_columns(wh: Warehouse, table: str) -> tuple[str, str, list[tuple[str, str]]]:
     """(schema, table, [(column, data_type)]) of ``schema.table`` as the catalogue spells
     them (Snowflake in capitals); data types in lower case."""

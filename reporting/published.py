@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from quality import verdicts
+from quality.partitions import day_list, table_columns
 from tokenwatch import config
 
 SCHEMA = "analytics_published"
@@ -75,30 +76,22 @@ ANALYST_MARTS: tuple[AnalystMart, ...] = (
 )
 
 
-def analyst_marts() -> tuple[AnalystMart, ...]:
-    return ANALYST_MARTS
-
-
 def _columns(wh, relation: str) -> list[str]:
-    schema, table = relation.split(".")
-    rows = wh.query("select column_name from information_schema.columns where "
-                    "lower(table_schema) = %s and lower(table_name) = %s "
-                    "order by ordinal_position", [schema.lower(), table.lower()])
-    return [str(r[0]).lower() for r in rows]
-
-
-def _day_list(days: Iterable[date]) -> str:
-    return ", ".join(f"cast('{d.isoformat()}' as date)" for d in sorted(days))
+    """The relation's column names in order; none when it does not exist."""
+    try:
+        _, _, columns = table_columns(wh, relation)
+    except ValueError:
+        return []
+    return [str(name).lower() for name, _ in columns]
 
 
 def publish(wh, relation: Relation, evaluated: Iterable[date] = (), schema: str = SCHEMA,
-            marts: tuple[AnalystMart, ...] | None = None) -> Published:
+            marts: tuple[AnalystMart, ...] = ANALYST_MARTS) -> Published:
     """Bring ``schema`` in line with the latest verdicts: every passed day of ``evaluated``
     (the days the gate just judged) copied afresh from the build marts, every day that is not
     passed (now) removed; a table created now (or recreated because its mart changed shape)
     gets every passed day. Nothing else is copied: a day's rows change here only when the
     gate has just passed them. Returns what it did."""
-    marts = analyst_marts() if marts is None else marts
     if not _NAME.fullmatch(schema):
         raise ValueError(f"not a plain schema name: {schema!r}")
     passed = verdicts.published_days(wh)
@@ -127,10 +120,10 @@ def publish(wh, relation: Relation, evaluated: Iterable[date] = (), schema: str 
             rewrite = passed if mart.model in fresh else evaluated & passed
             if gone | rewrite:
                 wh.execute(f"delete from {target} where {day} in "
-                           f"({_day_list(gone | rewrite)})")
+                           f"({day_list(gone | rewrite)})")
             if rewrite:
                 wh.execute(f"insert into {target} select * from {source} "
-                           f"where {day} in ({_day_list(rewrite)})")
+                           f"where {day} in ({day_list(rewrite)})")
             removed |= gone
     _grant(wh, schema, marts)
     return Published(tuple(sorted(passed)), tuple(sorted(evaluated & passed)),

@@ -39,6 +39,7 @@ from tableauhyperapi import (
 )
 
 from quality import verdicts
+from quality.partitions import day_list
 from quality.verdicts import as_date
 from reporting.tableau.exposures import Extract, ExtractTable, extracts
 from tokenwatch import config
@@ -159,10 +160,6 @@ def _read(wh, sql: str, schema: pa.Schema) -> pa.Table:
         schema=schema)
 
 
-def _day_list(days: Sequence[date]) -> str:
-    return ", ".join(f"date '{d.isoformat()}'" for d in days)  # dates only: no user text
-
-
 def _write_table(con: Connection, wh, table: ExtractTable, relation: str, published: list[date],
                  scratch: Path) -> int:
     cols = columns(wh, relation)
@@ -176,7 +173,7 @@ def _write_table(con: Connection, wh, table: ExtractTable, relation: str, publis
         return 0  # no day passed the gate: the table is there, empty
     sql = f"select {', '.join(c.name for c in cols)} from {relation}"
     if table.day_column:  # a daily mart: only the days the gate passed
-        sql += f" where {table.day_column} in ({_day_list(published)})"
+        sql += f" where {table.day_column} in ({day_list(published)})"
     data = _read(wh, sql, pa.schema([(c.name, c.arrow_type) for c in cols]))
     if data.num_rows == 0:
         return 0

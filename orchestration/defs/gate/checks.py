@@ -142,11 +142,11 @@ def quality_gate(context: dg.AssetCheckExecutionContext, warehouse: WarehouseRes
         verdicts.record(wh, by_day, context.run.run_id)
         # write-audit-publish: the analysts' schema gets the days just passed and loses the
         # days not passed (reporting/published.py)
+        schema = published_schema()
         done = publish(wh, mart_relation, [day for day, checks in by_day.items() if checks],
-                       schema=published_schema())
-        context.log.info(f"{done.tables[0].split('.')[0]}: {len(done.days)} day(s) "
-                         f"published, {len(done.rewritten)} rewritten, "
-                         f"{len(done.removed)} removed")
+                       schema=schema)
+        context.log.info(f"{schema}: {len(done.days)} day(s) published, "
+                         f"{len(done.rewritten)} rewritten, {len(done.removed)} removed")
     withheld: dict[str, list[str]] = {}
     for key_path, name, by_day in outcomes:
         key = dg.AssetCheckKey(dg.AssetKey(list(key_path)), name)
