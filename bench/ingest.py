@@ -8,11 +8,12 @@ then times, in one run and on the same rows:
 * ours: ``ingestion.sources.transitions.load_transitions`` into ``DuckDBWarehouse``;
 * dlt: ``sql_table(backend="pyarrow", incremental=dlt.sources.incremental("transition_id"))``
   into a ``duckdb`` destination file;
-* raw COPY: the same ``COPY (select ...) TO STDOUT`` that ours issues (its ORDER BY included),
-  bytes consumed and dropped (the ceiling: nothing is parsed or written).
+* raw COPY, twice: the binary ``COPY (select ...) TO STDOUT`` that ours has the ADBC driver
+  issue (its ORDER BY included), and the same query as CSV; bytes consumed and dropped (the
+  ceiling: nothing is decoded or written).
 
 Prints rows, seconds, rows/s and peak RSS per loader, then ``ours/dlt`` (goal >= 3x) and
-``ours/raw COPY`` (goal >= 0.5). Each measurement runs in a fresh process (so peak RSS is its
+``ours/raw COPY`` against the faster of the two COPYs (goal >= 0.5). Each measurement runs in a fresh process (so peak RSS is its
 own) against a fresh DuckDB file; the row count in DuckDB must equal the source's.
 
 dlt is not a project dependency: when ``import dlt`` fails, the script installs it into
@@ -48,7 +49,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from ingestion.sources.transitions import SOURCE_COLUMNS, _select  # noqa: E402
+from ingestion.sources.transitions import SOURCE_COLUMNS, _arrow_select, _select  # noqa: E402,E501
 from state_service.migrate import migrate  # noqa: E402
 from tokenwatch.postgres import drop_database, ensure_database, resolve_server  # noqa: E402
 
@@ -310,8 +311,9 @@ def run_dlt(url: str, workdir: str) -> dict:
             "rss": _peak_rss_mib(), "bytes": path.stat().st_size}
 
 
-def run_raw_copy(dsn: str, workdir: str) -> dict:
-    """What ours issues, minus everything after the socket: same snapshot, query and format."""
+def run_raw_copy(dsn: str, workdir: str, fmt: str = "binary") -> dict:
+    """What ours has PostgreSQL send, minus everything after the socket: same snapshot, query
+    and (``binary``) format; ``csv`` is the text COPY of the same rows."""
     t0 = time.perf_counter()
     rows = nbytes = 0
     with psycopg.connect(dsn) as src:
@@ -319,13 +321,22 @@ def run_raw_copy(dsn: str, workdir: str) -> dict:
         src.execute("set transaction read only")
         src.execute("set timezone = 'UTC'")
         xmin = src.execute("select pg_snapshot_xmin(pg_current_snapshot())::text").fetchone()[0]
-        sql = f"copy ({_select(SOURCE_COLUMNS)}) to stdout (format csv)"
-        with src.cursor().copy(sql, ["0", xmin]) as copy:
-            for block in copy:
+        if fmt == "binary":
+            sql, params = f"copy ({_arrow_select(0, int(xmin))}) to stdout (format binary)", None
+        else:
+            sql, params = f"copy ({_select(SOURCE_COLUMNS)}) to stdout (format csv)", ["0", xmin]
+        with src.cursor().copy(sql, params) as copy:
+            for block in copy:  # one CopyData message per row, in either format
                 nbytes += len(block)
-                rows += bytes(block).count(b"\n")  # generated text holds no newline
+                rows += 1
+    if fmt == "binary":
+        rows -= 1  # PostgreSQL sends the header with the first row, the trailer on its own
     seconds = time.perf_counter() - t0
     return {"rows": rows, "seconds": seconds, "rss": _peak_rss_mib(), "bytes": nbytes}
+
+
+def run_raw_csv(dsn: str, workdir: str) -> dict:
+    return run_raw_copy(dsn, workdir, "csv")
 
 
 def idle_check() -> float:
@@ -383,7 +394,9 @@ def main() -> None:
         wait_for_xmin(dsn)
         run_raw_copy(dsn, "")  # warm-up, untimed: the table is in the page cache for everyone
         results = {
-            "raw COPY (ceiling)": measure(run_raw_copy, dsn, args.repeat, expected, "raw COPY"),
+            "raw COPY binary": measure(run_raw_copy, dsn, args.repeat, expected,
+                                       "raw COPY binary"),
+            "raw COPY csv": measure(run_raw_csv, dsn, args.repeat, expected, "raw COPY csv"),
             "ours: load_transitions": measure(run_ours, dsn, args.repeat, expected, "ours"),
             "dlt sql_table pyarrow": measure(run_dlt, sqlalchemy_url(dsn), args.repeat,
                                              expected, "dlt"),
@@ -402,10 +415,10 @@ def main() -> None:
     rate = {k: r["rows"] / r["seconds"] for k, r in results.items()}
     ours = rate["ours: load_transitions"]
     vs_dlt = ours / rate["dlt sql_table pyarrow"]
-    vs_raw = ours / rate["raw COPY (ceiling)"]
+    vs_raw = ours / max(rate["raw COPY binary"], rate["raw COPY csv"])
     print(f"ours/dlt:      {vs_dlt:5.2f}x  (goal >= {GOAL_DLT:.1f}x)  "
           f"{'met' if vs_dlt >= GOAL_DLT else 'NOT met'}")
-    print(f"ours/raw COPY: {vs_raw:5.2f}   (goal >= {GOAL_RAW:.1f})   "
+    print(f"ours/raw COPY: {vs_raw:5.2f}   (goal >= {GOAL_RAW:.1f}, the faster COPY)   "
           f"{'met' if vs_raw >= GOAL_RAW else 'NOT met'}")
     print(f"peak RSS of this driver process {_peak_rss_mib():.0f} MiB; "
           f"whole run {time.perf_counter() - started:.0f} s")

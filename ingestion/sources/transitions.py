@@ -2,24 +2,32 @@
 
 The state service's contract (state_service/migrations/0001): each row stores its writer's
 transaction id. In one REPEATABLE READ snapshot we take ``xmin = pg_snapshot_xmin(...)`` and
-COPY the rows with ``watermark <= xact_id < xmin``: every transaction below xmin has committed
+read the rows with ``watermark <= xact_id < xmin``: every transaction below xmin has committed
 or aborted, so none that commits late is skipped; it is read by the run after it commits.
 Rows and the new watermark are written in one warehouse transaction per chunk; chunks are
 idempotent (rows already there are skipped by transition_id), so a run killed halfway and
 re-run leaves exactly the source's rows.
 
+The rows travel as Arrow end to end: PostgreSQL's binary COPY, decoded into Arrow record
+batches by the ADBC PostgreSQL driver (C, no Python per row and no text parsing), read on a
+background thread while the previous chunk is written, so reading the socket and writing the
+warehouse overlap.
+
 PostgreSQL types every value, so a row can poison a load in one way only: a timestamp that
 PostgreSQL holds but Arrow and the warehouses do not (``infinity``, a year past 9999 in UTC such
-as ``9999-12-31T23:59:59-14:00``, a date BC). The append-only log cannot lose such a row, so
-it would stop every later run; when a chunk does not convert, its timestamps are read as text
-and those rows go to ``raw.quarantine`` (once, with the field named) while the rest loads. The
-fast path is untouched: only a chunk that fails takes the slow one.
+as ``9999-12-31T23:59:59-14:00``, a date BC). ADBC does not refuse those: it hands over a
+wrapped-around or out-of-range number. So every chunk's timestamps are range-checked; a row
+outside years 1..9999 is re-read as text by its transition_id and goes to ``raw.quarantine``
+(once, with the field named) while the rest loads. The append-only log cannot lose such a row,
+and it must not stop every later run. Only a chunk that holds one pays for the re-read.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -68,11 +76,6 @@ def _read_csv(csv_bytes: bytes, types: dict[str, pa.DataType]) -> pa.Table:
             quoted_strings_can_be_null=False))
 
 
-def _to_arrow(csv_bytes: bytes, loaded_at: datetime, location_prefix: str) -> pa.Table:
-    types = {c.name: ARROW_TYPES[c.type] for c in TRANSITIONS.columns}
-    return _with_meta(_read_csv(csv_bytes, types), loaded_at, location_prefix)
-
-
 def _with_meta(table: pa.Table, loaded_at: datetime, location_prefix: str) -> pa.Table:
     n = table.num_rows
     location = pc.binary_join_element_wise(
@@ -114,6 +117,155 @@ def _to_arrow_quarantining(csv_bytes: bytes, loaded_at: datetime, location_prefi
     return _with_meta(good, loaded_at, location_prefix), bad, chunk_max
 
 
+def _arrow_select(low: int, xmin: int) -> str:
+    """The chunked read for ADBC: literals, not parameters (the driver streams a query by binary
+    COPY only when it has none); ``xact_id`` as bigint, the raw layer's type."""
+    cols = ", ".join(f"t.{c}::text::bigint as {c}" if c == "xact_id" else f"t.{c}"
+                     for c in SOURCE_COLUMNS)
+    return (f"select {cols} from token_state_transitions t"
+            f" where t.xact_id >= '{int(low)}'::xid8 and t.xact_id < '{int(xmin)}'::xid8"
+            " order by t.xact_id")
+
+
+class _Snapshot:
+    """One REPEATABLE READ, read-only transaction on the source over ADBC: its ``xmin`` and the
+    rows below it, as Arrow tables of about ``chunk_bytes`` each, read ahead on a thread."""
+
+    def __init__(self, dsn: str):
+        import adbc_driver_postgresql.dbapi as adbc  # the driver's libpq, loaded on first use
+
+        self.conn = adbc.connect(dsn, autocommit=True)
+        self.cur = self.conn.cursor()
+        self.cur.execute("begin transaction isolation level repeatable read, read only")
+        self.cur.execute("select pg_snapshot_xmin(pg_current_snapshot())::text")
+        self.xmin = int(self.cur.fetchone()[0])
+        self._reading: Iterator[pa.Table] | None = None
+
+    def chunks(self, low: int, chunk_bytes: int) -> Iterator[pa.Table]:
+        self.cur.execute(_arrow_select(low, self.xmin))
+        reader = self.cur.fetch_record_batch()
+        self._reading = _read_ahead(_rechunk(reader, chunk_bytes), depth=2)
+        return self._reading
+
+    def close(self) -> None:
+        try:
+            if self._reading is not None:  # the thread first: it may be inside the reader
+                self._reading.close()
+            self.cur.close()
+        finally:
+            self.conn.close()  # a transaction still open is rolled back: it only read
+
+    def __enter__(self) -> _Snapshot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _rechunk(batches: Iterable[pa.RecordBatch], chunk_bytes: int) -> Iterator[pa.Table]:
+    """Record batches regrouped into tables of about ``chunk_bytes`` (a batch larger than that
+    is sliced, down to one row per table when ``chunk_bytes`` is tiny, as tests ask)."""
+    pending: list[pa.RecordBatch] = []
+    size = 0
+    for batch in batches:
+        per_row = max(1, batch.nbytes // max(1, batch.num_rows))
+        offset = 0
+        while offset < batch.num_rows:
+            room = max(1, -(-(chunk_bytes - size) // per_row))  # rows that fill the chunk
+            piece = batch.slice(offset, room)
+            offset += piece.num_rows
+            pending.append(piece)
+            size += piece.num_rows * per_row
+            if size >= chunk_bytes:
+                yield pa.Table.from_batches(pending)
+                pending, size = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending)
+
+
+_DONE = object()
+
+
+def _read_ahead(items: Iterator, depth: int) -> Iterator:
+    """Iterate ``items`` on a daemon thread, up to ``depth`` ahead of the consumer, so the
+    source is read while the previous item is written (the ADBC reader and DuckDB both
+    release the GIL). An error on the thread is raised here; a consumer that stops early
+    (its own error) stops the thread at its next item."""
+    out: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as error:  # handed to the consumer, raised there
+            put(error)
+
+    worker = threading.Thread(target=run, name="transitions-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = out.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+#: Microseconds since 1970 of 0001-01-01 and of 9999-12-31T23:59:59.999999, UTC: the range of
+#: timestamps the raw layer (and Arrow's date conversions, and every warehouse) holds.
+_TS_MIN, _TS_MAX = -62_135_596_800_000_000, 253_402_300_799_999_999
+
+
+def _out_of_range(table: pa.Table) -> pa.Array | None:
+    """A mask of the rows with a timestamp outside the raw layer's range, or ``None``."""
+    mask = None
+    for column in _TIMESTAMPS:
+        micros = table[column].cast(pa.int64())
+        bad = pc.or_(pc.less(micros, _TS_MIN), pc.greater(micros, _TS_MAX))
+        mask = bad if mask is None else pc.or_(mask, bad)
+    if mask is None or not pc.any(mask).as_py():
+        return None
+    return pc.fill_null(mask, False)
+
+
+def _quarantine_rows(source_dsn: str, ids: list[int], loaded_at: datetime, prefix: str
+                     ) -> list[dict]:
+    """The quarantine rows of the transitions ``ids``, re-read as PostgreSQL's text (an
+    out-of-range timestamp is only faithful there)."""
+    query = _select(SOURCE_COLUMNS).replace(
+        " where ", " where t.transition_id = any(%s) and ", 1)
+    buf = bytearray()
+    with psycopg.connect(source_dsn) as src:
+        src.execute("set timezone = 'UTC'")
+        with src.cursor().copy(f"copy ({query}) to stdout (format csv)",
+                               [ids, "0", str(2**63 - 1)]) as copy:
+            for block in copy:
+                buf += block
+    _, bad, _ = _to_arrow_quarantining(bytes(buf), loaded_at, prefix)
+    found = {b["location"] for b in bad}
+    missing = [i for i in ids if f"{prefix}{i}" not in found]
+    if missing:  # the ranges disagree: never drop a row silently
+        raise RuntimeError(f"transitions {missing[:5]} have timestamps outside years 1..9999 "
+                           "as Arrow but not as text; refusing to load them")
+    return bad
+
+
 def load_transitions(source_dsn: str, wh: Warehouse,
                      progress: Callable[[int], None] = lambda n: None,
                      inside_chunk: Callable[[int], None] | None = None,
@@ -124,51 +276,47 @@ def load_transitions(source_dsn: str, wh: Warehouse,
     result = TransitionsResult()
     low = int(wh.get_state(STATE_KEY) or 0)
     result.watermark_from = result.watermark_to = low
-    with psycopg.connect(source_dsn) as src:
-        src.execute("set transaction isolation level repeatable read")
-        src.execute("set transaction read only")
-        src.execute("set timezone = 'UTC'")
-        xmin = int(src.execute("select pg_snapshot_xmin(pg_current_snapshot())::text"
-                               ).fetchone()[0])
+    with _Snapshot(source_dsn) as snapshot:
+        xmin = snapshot.xmin
         if xmin <= low:
             return result
-        query = _select(SOURCE_COLUMNS)
-        copy_sql = f"copy ({query}) to stdout (format csv)"
-        buf, chunks = bytearray(), 0
-        with src.cursor().copy(copy_sql, [str(low), str(xmin)]) as copy:
-            for block in copy:  # PostgreSQL sends one row per CopyData message
-                buf += block
-                if len(buf) >= chunk_bytes and buf[-1] == 10:  # ends a line: whole rows only
-                    head, buf = bytes(buf), bytearray()
-                    chunks += 1
-                    _write(wh, head, None, result, chunks, inside_chunk)
-                    progress(result.rows_read)
+        # one chunk held back: the last one carries the final watermark (xmin) with its rows
+        held, chunks = None, 0
+        for table in snapshot.chunks(low, chunk_bytes):
+            if held is not None:
+                chunks += 1
+                _write(wh, source_dsn, held, None, result, chunks, inside_chunk)
+                progress(result.rows_read)
+            held = table
         chunks += 1
-        _write(wh, bytes(buf), xmin, result, chunks, inside_chunk)
+        _write(wh, source_dsn, held, xmin, result, chunks, inside_chunk)
         progress(result.rows_read)
     return result
 
 
-def _write(wh: Warehouse, csv_bytes: bytes, final_xmin: int | None,
+def _write(wh: Warehouse, source_dsn: str, table: pa.Table | None, final_xmin: int | None,
            result: TransitionsResult, chunk: int,
            inside_chunk: Callable[[int], None] | None) -> None:
     now, prefix = datetime.now(UTC), "pg:token_state_transitions/"
-    table, bad, chunk_max = None, [], None
-    if csv_bytes:
-        try:
-            table = _to_arrow(csv_bytes, now, prefix)
-        except pa.ArrowInvalid:  # a timestamp out of Arrow's range: quarantine its row
-            table, bad, chunk_max = _to_arrow_quarantining(csv_bytes, now, prefix)
-        if chunk_max is None and table.num_rows and final_xmin is None:
-            chunk_max = int(pc.max(table["xact_id"]).as_py())
-    if chunk_max is not None and final_xmin is None:
+    bad: list[dict] = []
+    read = 0
+    if table is not None and table.num_rows:
+        read = table.num_rows
+        chunk_max = int(pc.max(table["xact_id"]).as_py())
+        refused = _out_of_range(table)
+        if refused is not None:
+            ids = table.filter(refused)["transition_id"].to_pylist()
+            bad = _quarantine_rows(source_dsn, ids, now, prefix)
+            table = table.filter(pc.invert(refused))
+        table = _with_meta(table, now, prefix)
         # a partial chunk may end inside a transaction's rows: re-read from that xact_id
-        watermark = chunk_max
+        watermark = final_xmin if final_xmin is not None else chunk_max
     else:
+        table = None
         watermark = final_xmin if final_xmin is not None else result.watermark_to
+    refused_count = len(bad)
     with wh.transaction():
         loaded = wh.append(TRANSITIONS, table) if table is not None else 0
-        refused = len(bad)
         if bad:  # a row re-read after a partial chunk is quarantined once
             seen = {loc for (loc,) in wh.query(
                 "select location from raw.quarantine where source = %s", [TRANSITIONS.name])}
@@ -178,8 +326,8 @@ def _write(wh: Warehouse, csv_bytes: bytes, final_xmin: int | None,
             inside_chunk(chunk)
         wh.set_state(STATE_KEY, str(watermark))
     n = table.num_rows if table is not None else 0
-    result.rows_read += n + refused
+    result.rows_read += read
     result.rows_loaded += loaded
-    result.duplicates += n - loaded + refused - len(bad)
+    result.duplicates += n - loaded + refused_count - len(bad)
     result.quarantined += len(bad)
     result.watermark_to = watermark

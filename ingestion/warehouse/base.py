@@ -135,10 +135,19 @@ class Warehouse(ABC):
         cols = ", ".join(table.column_names)
         select = ", ".join(self._cast(f"b.{c.name}", c.type) for c in table.columns)
         sql = f"insert into {SCHEMA}.{table.name} ({cols}) select {select} from {staged} b"
+        params: list = []
         if table.key:
+            # the batch's key range as constants: a warehouse prunes the target to the blocks
+            # (DuckDB row groups, Snowflake micro-partitions) that can hold those keys, so the
+            # anti-join does not read the whole table for every batch
+            span = pc.min_max(data.column(table.key)).as_py()
+            narrow = ""
+            if span["min"] is not None:
+                narrow = f"x.{table.key} between %s and %s and "
+                params = [span["min"], span["max"]]
             sql += (f" where not exists (select 1 from {SCHEMA}.{table.name} x"
-                    f" where x.{table.key} = b.{table.key})")
-        return self.execute(sql)
+                    f" where {narrow}x.{table.key} = b.{table.key})")
+        return self.execute(sql, params or None)
 
     def get_state(self, key: str) -> str | None:
         rows = self.query(f"select value from {SCHEMA}._ingest_state where key = %s", [key])
