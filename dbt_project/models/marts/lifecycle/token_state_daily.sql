@@ -28,19 +28,37 @@ spans as (
 
 ),
 
-at_day_end as (
+day_end_changes as (
 
+    -- The day-end count as a running sum of changes, never a join of every span to every
+    -- day it covers (billions of rows for long-lived tokens): a span counts at the end of day
+    -- d when it entered before the next midnight and had not exited by then, so it adds one
+    -- on the day it entered and takes one away on the day it exited (a span left at exactly
+    -- midnight still counts for the day before). Days before the calendar's first fold into it.
     select
-        days.calendar_date,
-        spans.wallet_id,
-        spans.state,
-        count(*) as tokens_at_day_end
+        greatest(cast(entered_at as date), (select min(calendar_date) from days)) as calendar_date,
+        wallet_id,
+        state,
+        1 as change
 
     from spans
-    inner join days
-        on spans.entered_at < days.next_day_start
-        and coalesce(spans.exited_at, {{ open_ended() }}) >= days.next_day_start
-    group by days.calendar_date, spans.wallet_id, spans.state
+    union all
+    select
+        greatest(cast(exited_at as date), (select min(calendar_date) from days)) as calendar_date,
+        wallet_id,
+        state,
+        -1 as change
+
+    from spans
+    where exited_at is not null
+
+),
+
+changes_per_day as (
+
+    select calendar_date, wallet_id, state, sum(change) as change
+    from day_end_changes
+    group by calendar_date, wallet_id, state
 
 ),
 
@@ -81,14 +99,18 @@ final as (
         grid.state,
         grid.phase,
         grid.state_order,
-        coalesce(at_day_end.tokens_at_day_end, 0) as tokens_at_day_end,
+        cast(sum(coalesce(changes_per_day.change, 0)) over (
+            partition by grid.wallet_id, grid.state
+            order by grid.calendar_date
+            rows between unbounded preceding and current row
+        ) as bigint) as tokens_at_day_end,
         coalesce(entered.tokens_entered, 0) as tokens_entered
 
     from grid
-    left join at_day_end
-        on grid.calendar_date = at_day_end.calendar_date
-        and grid.wallet_id = at_day_end.wallet_id
-        and grid.state = at_day_end.state
+    left join changes_per_day
+        on grid.calendar_date = changes_per_day.calendar_date
+        and grid.wallet_id = changes_per_day.wallet_id
+        and grid.state = changes_per_day.state
     left join entered
         on grid.calendar_date = entered.calendar_date
         and grid.wallet_id = entered.wallet_id
