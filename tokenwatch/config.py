@@ -268,6 +268,10 @@ class Settings(BaseSettings):
         "TOKENWATCH_DBT_SCHEMA", "analytics",
         "dbt's base schema (marts land in `analytics_wallet`, ...)")
     dbt_threads: int = _var("TOKENWATCH_DBT_THREADS", 4, "dbt's threads")
+    duckdb_memory_limit: str = _var(
+        "TOKENWATCH_DUCKDB_MEMORY_LIMIT", "3GB",
+        "DuckDB's memory limit for dbt's builds (`local` target); past it, operators spill to "
+        "the warehouse file's `.tmp` directory")
     dbt_persist_docs: bool = _var(
         "TOKENWATCH_DBT_PERSIST_DOCS", True,
         "dbt writes the descriptions as table and column comments (`true`, `1` or `yes`)")

@@ -181,3 +181,85 @@ def test_a_checkpoint_load_that_committed_late_is_read(both_ways, tmp_path):
         found = con.execute("select chain_verdict from analytics_compliance.audit_token_chains "
                             "where token_ref = 'tok-checkpointed-late'").fetchall()
     assert found == [("token_erased",)]
+
+
+def _copy_of_built(both_ways, tmp_path: Path) -> Path:
+    import shutil
+
+    *_, built = both_ways
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy2(built, path)
+    return path
+
+
+def test_a_token_rebuilt_upstream_with_fewer_transitions_keeps_no_stale_rows(both_ways,
+                                                                            tmp_path):
+    """The per-token models replace a token's rows whole (delete+insert by token_ref): when an
+    operator removes a bad raw row and rebuilds int_token_transitions, the next incremental
+    run drops that transition's span and audit row. Keyed by span_id and transition_id, they
+    stayed behind for good."""
+    path = _copy_of_built(both_ways, tmp_path)
+    with duckdb.connect(str(path)) as con:
+        token, version, transition = con.execute("""
+            select token_ref, max(version), arg_max(transition_id, version)
+            from raw.token_state_transitions group by token_ref
+            having count(*) >= 3 order by token_ref limit 1""").fetchone()
+        con.execute("delete from raw.token_state_transitions where transition_id = ?",
+                    [transition])
+    env = duckdb_env(path)
+    res = run_dbt(["run", "--full-refresh", "--select", "int_token_transitions"], "local", env,
+                  tmp_path / "rebuild")
+    assert res.success, res.explain()
+    res = run_dbt(["run", "--select", "int_token_lifecycle_spans", "audit_token_transitions"],
+                  "local", env, tmp_path / "run")
+    assert res.success, res.explain()
+    with duckdb.connect(str(path), read_only=True) as con:
+        versions = [v for (v,) in con.execute(
+            "select token_version from analytics_intermediate.int_token_lifecycle_spans "
+            "where token_ref = ? order by 1", [token]).fetchall()]
+        audited = con.execute(
+            "select count(*) from analytics_compliance.audit_token_transitions "
+            "where transition_id = ?", [transition]).fetchone()[0]
+        current = con.execute(
+            "select count(*) from analytics_intermediate.int_token_lifecycle_spans "
+            "where token_ref = ? and is_current", [token]).fetchone()[0]
+    assert versions and version not in versions and max(versions) == version - 1
+    assert audited == 0
+    assert current == 1  # the token's span before the removed one is open again
+
+
+def test_a_copy_redelivered_in_a_later_load_is_kept_once(both_ways, tmp_path):
+    """API log records delivered again in a later load (an object re-sent under another
+    key): an increment reads the new load's rows, but chooses among every copy of their
+    requests, old ones included, so each request keeps its first copy, as a full build (a
+    dedupe of the new rows alone would take the re-sent copy)."""
+    path = _copy_of_built(both_ways, tmp_path)
+    with duckdb.connect(str(path)) as con:
+        con.execute("set timezone = 'UTC'")
+        before = dict(con.execute(
+            "select request_id, source_location from analytics_intermediate.int_api_requests "
+            "order by request_id limit 5").fetchall())
+        placeholders = ", ".join("?" for _ in before)
+        copies_before = con.execute(
+            f"select count(*) from raw.apigw_logs where request_id in ({placeholders})",
+            list(before)).fetchone()[0]
+        con.execute(f"""
+            insert into raw.apigw_logs
+            select * replace ('s3://lake/re-sent/' || request_id || '.json.gz#1'
+                              as _source_location, now() as _loaded_at)
+            from raw.apigw_logs where request_id in ({placeholders})""", list(before))
+        register_loads(con, ["apigw_logs"])
+    res = run_dbt(["run", "--select", "int_api_requests"], "local", duckdb_env(path),
+                  tmp_path / "run")
+    assert res.success, res.explain()
+    with duckdb.connect(str(path), read_only=True) as con:
+        after = con.execute(
+            "select request_id, source_location, count(*) over (partition by request_id) "
+            f"from analytics_intermediate.int_api_requests where request_id in ({placeholders})",
+            list(before)).fetchall()
+        raw_copies = con.execute(
+            f"select count(*) from raw.apigw_logs where request_id in ({placeholders})",
+            list(before)).fetchone()[0]
+    assert raw_copies == copies_before + len(before)  # the re-sent copies are there
+    assert {r: loc for r, loc, _ in after} == before
+    assert all(n == 1 for *_, n in after)

@@ -8,34 +8,60 @@ with
 {% if is_incremental() -%}
 touched_requests as (
 
-    select request_id from {{ ref('stg_data_lake__apigw_logs') }}
+    -- from the raw rows of the new loads (a filter on the deduplicated staging views would
+    -- stop at their windows and scan and sort both logs on every run)
+    select request_id from {{ ref('base_data_lake__apigw_logs') }}
     where load_seq > {{ incremental_watermark('last_load_seq') }}
         or {{ in_partition_window('requested_at') }}
     union
-    select request_id from {{ ref('stg_data_lake__lambda_logs') }}
+    select request_id from {{ ref('base_data_lake__lambda_logs') }}
     where load_seq > {{ incremental_watermark('last_load_seq') }}
 
 ),
 
-{% endif -%}
+gateway_copies as (
+
+    select * from {{ ref('base_data_lake__apigw_logs') }}
+    where request_id in (select request_id from touched_requests)
+
+),
+
+lambda_copies as (
+
+    select * from {{ ref('base_data_lake__lambda_logs') }}
+    where request_id in (select request_id from touched_requests)
+
+),
+
+-- every copy of a touched request, deduplicated by the staging models' rule
 gateway as (
 
+    {{ first_copy('gateway_copies', 'request_id', 'loaded_at, source_location') }}
+
+),
+
+lambdas as (
+
+    {{ first_copy('lambda_copies', 'request_id', 'loaded_at, source_location') }}
+
+),
+
+{%- else %}
+gateway as (
+
+    -- depends_on: {{ ref('base_data_lake__apigw_logs') }} (what an increment reads)
+    -- depends_on: {{ ref('base_data_lake__lambda_logs') }} (what an increment reads)
     select * from {{ ref('stg_data_lake__apigw_logs') }}
-    {% if is_incremental() -%}
-    where request_id in (select request_id from touched_requests)
-    {%- endif %}
 
 ),
 
 lambdas as (
 
     select * from {{ ref('stg_data_lake__lambda_logs') }}
-    {% if is_incremental() -%}
-    where request_id in (select request_id from touched_requests)
-    {%- endif %}
 
 ),
 
+{%- endif %}
 joined as (
 
     select

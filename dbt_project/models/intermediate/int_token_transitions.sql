@@ -3,7 +3,8 @@
     the loads committed since the last one (load_seq above the highest here: loads are
     numbered in commit order, so a load that commits late is still read) and stamps them with
     the run's start (transformed_at): the per-token models downstream recompute the
-    tokens of those rows. The staging view's dedupe runs once per build. Flags rows whose text
+    tokens of those rows. A full build reads the deduplicated staging view; an increment reads
+    the raw rows of the new loads and deduplicates just their events. Flags rows whose text
     may hold a card number (pan_candidate_pattern), the candidates of the card-number
     scan. -#}
 {%- set text_columns = ['token_ref', 'event_id', 'from_state', 'to_state', 'actor',
@@ -11,15 +12,40 @@
                         'token_type', 'source_location'] -%}
 with
 
-transitions as (
+{% if is_incremental() -%}
+arrived as (
 
-    select * from {{ ref('stg_state_service__token_state_transitions') }}
-    {% if is_incremental() -%}
+    -- the events of the loads committed since the last run (or in the partition's window),
+    -- read from the raw rows themselves: a filter on the deduplicated staging view would
+    -- stop at its window and scan and sort the whole log on every run
+    select event_id from {{ ref('base_state_service__token_state_transitions') }}
     where load_seq > {{ incremental_watermark() }}
         or {{ in_partition_window('occurred_at') }}
-    {%- endif %}
 
 ),
+
+copies as (
+
+    -- every copy of those events, older ones included: the first copy is chosen among all
+    -- of them, by the staging model's own rule, so increments and a full build agree
+    select * from {{ ref('base_state_service__token_state_transitions') }}
+    where event_id in (select event_id from arrived)
+
+),
+
+transitions as (
+
+    {{ first_copy('copies', 'event_id', 'loaded_at, transition_id') }}
+
+),
+{%- else %}
+transitions as (
+
+    -- depends_on: {{ ref('base_state_service__token_state_transitions') }} (what an increment reads)
+    select * from {{ ref('stg_state_service__token_state_transitions') }}
+
+),
+{%- endif %}
 
 final as (
 

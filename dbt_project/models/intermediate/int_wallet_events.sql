@@ -9,15 +9,37 @@
                         'source_location'] -%}
 with
 
-wallet_events as (
+{% if is_incremental() -%}
+arrived as (
 
-    select * from {{ ref('stg_wallet_stream__wallet_events') }}
-    {% if is_incremental() -%}
+    -- the events of the loads committed since the last run, from the raw rows (see
+    -- int_token_transitions), then every copy of them, deduplicated by the staging rule
+    select event_id from {{ ref('base_wallet_stream__wallet_events') }}
     where load_seq > {{ incremental_watermark() }}
         or {{ in_partition_window('event_time') }}
-    {%- endif %}
 
 ),
+
+copies as (
+
+    select * from {{ ref('base_wallet_stream__wallet_events') }}
+    where event_id in (select event_id from arrived)
+
+),
+
+wallet_events as (
+
+    {{ first_copy('copies', 'event_id', 'loaded_at, arrived_at, source_location') }}
+
+),
+{%- else %}
+wallet_events as (
+
+    -- depends_on: {{ ref('base_wallet_stream__wallet_events') }} (what an increment reads)
+    select * from {{ ref('stg_wallet_stream__wallet_events') }}
+
+),
+{%- endif %}
 
 final as (
 

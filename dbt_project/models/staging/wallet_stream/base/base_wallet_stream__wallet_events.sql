@@ -1,0 +1,50 @@
+{{ config(materialized='ephemeral') }}
+{#- Every raw row, typed and renamed, copies included (no dedupe): read by the staging
+    model (the first copy per event_id) and by the incremental model downstream, which filters
+    it to the loads it has not read before deduplicating (an ephemeral model: a CTE in
+    both, so a filter on it reaches the raw table instead of stopping at a window). -#}
+with
+
+source as (
+
+    {{ with_load_seq(source('wallet_stream', 'wallet_events'), 'wallet_events') }}
+
+),
+
+renamed as (
+
+    select
+        event_id,
+        event_type,
+        {{ to_utc_timestamp('event_time') }} as event_time,
+        wallet_id,
+        token_ref,
+        cast(schema_version as integer) as schema_version,
+        request_id,
+        network,
+        token_type,
+        cast(latency_ms as {{ type_double() }}) as latency_ms,
+        cast(http_status as integer) as http_status,
+        decision,
+        error_code,
+        idv_method,
+        outcome as idv_outcome,
+        cast(amount as {{ type_double() }}) as amount,
+        currency,
+        merchant_category,
+        new_state,
+        reason_code,
+        actor,
+        {{ json_to_text('extra') }} as extra_json,
+        shard_id,
+        sequence_number,
+        {{ to_utc_timestamp('arrived_at') }} as arrived_at,
+        {{ to_utc_timestamp('_loaded_at') }} as loaded_at,
+        _load_seq as load_seq,
+        _source_location as source_location
+
+    from source
+
+)
+
+select * from renamed
