@@ -1,7 +1,8 @@
-{{ config(materialized='incremental', unique_key='span_id') }}
+{{ config(materialized='incremental', unique_key='token_ref') }}
 {#- One row per token and state visit: entered with a transition, left with the next one.
     Incremental: a run recomputes every span of the tokens with transitions loaded since the
-    last run (a new transition closes the token's open span). A token's rows are ordered by
+    last run (a new transition closes the token's open span) and replaces the token's rows
+    whole (delete+insert by token_ref), so a span that no longer exists upstream goes too. A token's rows are ordered by
     version, then transition_id: a forked chain reads the same on every run. -#}
 with
 

@@ -6,8 +6,9 @@
     comparison positively holds (a missing value never counts as agreement). A token's rows are
     ordered by version, then transition_id, so a forked chain (two rows with one version) reads
     the same on every run. Incremental: a run re-verifies the whole chain of every token with
-    transitions or checkpoint records loaded since the last run. -#}
-{{ config(materialized='incremental', unique_key='transition_id') }}
+    transitions or checkpoint records loaded since the last run, and replaces the token's rows
+    whole (delete+insert by token_ref): a row gone upstream leaves no verdict behind. -#}
+{{ config(materialized='incremental', unique_key='token_ref') }}
 {%- set verifiable = hash_verifiable_in_sql() -%}
 with
 
