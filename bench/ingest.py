@@ -13,8 +13,9 @@ then times, in one run and on the same rows:
   ceiling: nothing is decoded or written).
 
 Prints rows, seconds, rows/s and peak RSS per loader, then ``ours/dlt`` (goal >= 3x) and
-``ours/raw COPY`` against the faster of the two COPYs (goal >= 0.5). Each measurement runs in a fresh process (so peak RSS is its
-own) against a fresh DuckDB file; the row count in DuckDB must equal the source's.
+``ours/raw COPY`` against the faster of the two COPYs (goal >= 0.5). Each measurement runs in
+a fresh process (so peak RSS is its own) against a fresh DuckDB file; the row count in DuckDB
+must equal the source's.
 
 dlt is not a project dependency: when ``import dlt`` fails, the script installs it into
 ``.tokenwatch/bench-deps`` (only the packages the venv lacks, ``--no-deps``, resolved against

@@ -14,9 +14,13 @@ quarantined lines. Then, each dbt command in a fresh process:
 3. optionally (``--with-tests``) ``dbt build`` once more, to time the data tests too.
 
 Prints the raw row counts, full and incremental seconds, their ratio (goal <= 0.1) and the peak
-RSS of each dbt process. Tables are rebuilt by dbt, so DuckDB's own memory is in that RSS.
+RSS of each dbt process (goal <= 4 GiB; DuckDB's own memory is in it, capped by the profile's
+memory_limit, TOKENWATCH_DUCKDB_MEMORY_LIMIT). With several sizes (``--tokens 0.25M,1M,4M``)
+it ends with the scaling row: the full build's time per transition at each size, against the
+first (flat is the goal).
 
-    .venv/bin/python bench/transform.py [--tokens 1000000] [--days 7] [--threads 2] [--keep]
+    .venv/bin/python bench/transform.py [--tokens 1000000 | 0.25M,1M,4M] [--days 7]
+        [--threads 2] [--keep]
 """
 
 from __future__ import annotations
@@ -355,19 +359,15 @@ def register_loads(path: Path) -> None:
         con.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tokens", type=int, default=1_000_000)
-    parser.add_argument("--days", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--with-tests", action="store_true", help="also time dbt build")
-    parser.add_argument("--keep", action="store_true", help="keep the DuckDB file")
-    args = parser.parse_args(argv)
+GOAL_RATIO, GOAL_RSS_MB = 0.1, 4096
 
+
+def measure(tokens: int, days: int, threads: int, with_tests: bool, keep: bool) -> dict:
+    """One size: generate, full build, +1% and late suspensions, incremental run."""
     workdir = Path(tempfile.mkdtemp(prefix="tokenwatch-bench-transform-"))
     path = workdir / "warehouse.duckdb"
     env = {**os.environ, "TOKENWATCH_DUCKDB_PATH": str(path),
-           "TOKENWATCH_DBT_THREADS": str(args.threads), "DBT_TARGET_PATH": str(workdir / "target"),
+           "TOKENWATCH_DBT_THREADS": str(threads), "DBT_TARGET_PATH": str(workdir / "target"),
            "DBT_LOG_PATH": str(workdir / "logs"), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     try:
         wh = DuckDBWarehouse(path)
@@ -376,18 +376,19 @@ def main(argv: list[str] | None = None) -> int:
         # two loads a day apart, each numbered in raw._loads as ingestion numbers them
         loaded = datetime.now(UTC) - timedelta(days=2)
         started = time.perf_counter()
-        generate(path, 0, args.tokens, args.days, loaded)
+        generate(path, 0, tokens, days, loaded)
         register_loads(path)
-        print(f"generated {args.tokens:,} tokens in {time.perf_counter() - started:.1f} s: "
-              + ", ".join(f"{t} {n:,}" for t, n in counts(path).items()))
+        raw = counts(path)
+        print(f"generated {tokens:,} tokens in {time.perf_counter() - started:.1f} s: "
+              + ", ".join(f"{t} {n:,}" for t, n in raw.items()), flush=True)
 
         dbt(["seed"], env, workdir / "seed.log")
         full, full_rss = dbt(["run"], env, workdir / "full.log")
         print(f"full build (dbt run):        {full:8.1f} s   peak RSS {full_rss:,} MB")
-        print(f"  slowest: {slowest(workdir / 'target')}")
+        print(f"  slowest: {slowest(workdir / 'target')}", flush=True)
 
-        extra = max(1, args.tokens // 100)
-        generate(path, args.tokens, args.tokens + extra, args.days,
+        extra = max(1, tokens // 100)
+        generate(path, tokens, tokens + extra, days,
                  loaded + timedelta(days=1), suspend_existing=extra)
         register_loads(path)
         print(f"added {extra:,} tokens and {extra:,} late suspensions: "
@@ -395,15 +396,59 @@ def main(argv: list[str] | None = None) -> int:
         incremental, inc_rss = dbt(["run"], env, workdir / "incremental.log")
         print(f"incremental run (dbt run):   {incremental:8.1f} s   peak RSS {inc_rss:,} MB")
         print(f"  slowest: {slowest(workdir / 'target')}")
-        print(f"incremental / full:          {incremental / full:8.3f}   (goal <= 0.1)")
-        if args.with_tests:
+        print(f"incremental / full:          {incremental / full:8.3f}   (goal <= {GOAL_RATIO})",
+              flush=True)
+        if with_tests:
             build, build_rss = dbt(["build"], env, workdir / "build.log")
             print(f"dbt build (models + tests):  {build:8.1f} s   peak RSS {build_rss:,} MB")
     finally:
-        if args.keep:
+        if keep:
             print(f"kept {path}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+    return {"tokens": tokens, "transitions": raw["token_state_transitions"], "full": full,
+            "full_rss": full_rss, "incremental": incremental, "inc_rss": inc_rss}
+
+
+def _sizes(text: str) -> list[int]:
+    sizes = [int(float(part.strip().rstrip("Mm")) * (1_000_000 if part.strip()[-1:] in "Mm"
+                                                     else 1)) for part in text.split(",")]
+    if not sizes or min(sizes) < 100:
+        raise argparse.ArgumentTypeError(
+            "token counts of at least 100, e.g. 1000000 or 0.25M,1M,4M")
+    return sizes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=_sizes, default=[1_000_000],
+                        help="tokens, or a comma-separated list for the scaling row "
+                             "(0.25M,1M,4M)")
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--with-tests", action="store_true", help="also time dbt build")
+    parser.add_argument("--keep", action="store_true", help="keep the DuckDB file")
+    args = parser.parse_args(argv)
+
+    rows = []
+    for tokens in args.tokens:
+        print(f"== {tokens:,} tokens ==", flush=True)
+        rows.append(measure(tokens, args.days, args.threads, args.with_tests, args.keep))
+    print()
+    print(f"{'tokens':>10}{'transitions':>13}{'full s':>9}{'us/transition':>15}{'vs first':>10}"
+          f"{'incr s':>9}{'incr/full':>11}{'full RSS MB':>13}{'incr RSS MB':>13}")
+    base = rows[0]["full"] / rows[0]["transitions"]
+    for r in rows:
+        per = r["full"] / r["transitions"]
+        print(f"{r['tokens']:>10,}{r['transitions']:>13,}{r['full']:>9.1f}{per * 1e6:>15.1f}"
+              f"{per / base:>10.2f}{r['incremental']:>9.1f}{r['incremental'] / r['full']:>11.3f}"
+              f"{r['full_rss']:>13,}{r['inc_rss']:>13,}")
+    worst_ratio = max(r["incremental"] / r["full"] for r in rows)
+    worst_rss = max(max(r["full_rss"], r["inc_rss"]) for r in rows)
+    print(f"incremental / full (worst): {worst_ratio:.3f} (goal <= {GOAL_RATIO}) "
+          f"{'met' if worst_ratio <= GOAL_RATIO else 'NOT met'}")
+    print(f"peak RSS (worst): {worst_rss:,} MB (goal <= {GOAL_RSS_MB:,}) "
+          f"{'met' if worst_rss <= GOAL_RSS_MB else 'NOT met'}")
     return 0
 
 

@@ -209,7 +209,7 @@ def _read_ahead(items: Iterator, depth: int) -> Iterator:
                 if not put(item):
                     return
             put(_DONE)
-        except BaseException as error:  # handed to the consumer, raised there
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer, raised there
             put(error)
 
     worker = threading.Thread(target=run, name="transitions-read-ahead", daemon=True)
