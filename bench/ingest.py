@@ -33,7 +33,6 @@ import importlib.metadata
 import json
 import multiprocessing as mp
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -263,7 +262,10 @@ def sqlalchemy_url(dsn: str) -> str:
 
 # -- the loaders, each run in a fresh process --------------------------------------------------
 def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    """This process's peak RSS (VmHWM). Not ru_maxrss: Linux carries that across execve, so a
+    spawned child would report at least its parent's peak."""
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) / 1024
 
 
 def _duckdb_count(path: Path, table: str) -> int:

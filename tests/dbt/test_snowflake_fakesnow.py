@@ -19,6 +19,7 @@ What fakesnow cannot run, and how the test treats it:
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Iterator
@@ -39,6 +40,7 @@ class SnowflakeBuild:
     build: DbtResult
     unit_tests: DbtResult
     copied: dict[str, int]
+    kwargs: dict
 
     def rows(self, query: str) -> list[tuple]:
         cur = self.conn.cursor()
@@ -79,7 +81,7 @@ def snowflake_build(world, fakesnow_server: dict, tmp_path_factory) -> Iterator[
         build = run_dbt(["build", "--exclude", "test_type:unit"], "snowflake", env, workdir)
         unit = run_dbt(["test", "--select", "test_type:unit"], "snowflake", env,
                        workdir / "unit")
-        yield SnowflakeBuild(conn, env, build, unit, copied)
+        yield SnowflakeBuild(conn, env, build, unit, copied, kw)
     finally:
         conn.close()
 
@@ -119,3 +121,26 @@ def test_unit_tests_fail_only_for_fakesnow_temporary_tables(
     unexpected = [f"{r.node.name}: {r.message}" for r in results
                   if str(r.status) != "pass" and FAKESNOW_TEMP_TABLE_ERROR not in (r.message or "")]
     assert not unexpected, unexpected
+
+
+def test_write_audit_publish_on_fakesnow(snowflake_build: SnowflakeBuild):
+    """The analysts' schema on the snowflake target: the same scenario as on DuckDB and
+    PostgreSQL (tests/reporting/test_published.py): a corrupted day is withheld and gone from
+    every analyst mart, a passed day keeps what the gate saw, the fixed day re-gated appears.
+    Grants are not exercised: fakesnow has no roles (TOKENWATCH_ANALYST_ROLES stays empty)."""
+    from ingestion.warehouse.snowflake import SnowflakeWarehouse
+    from tests.reporting.test_published import _scenario
+
+    assert snowflake_build.build.success, snowflake_build.build.explain()
+    nodes = json.loads((snowflake_build.build.target_path / "manifest.json").read_text())["nodes"]
+
+    def relation(model: str) -> str:
+        node = nodes[f"model.tokenwatch.{model}"]
+        return f"{node['schema']}.{node['alias']}"
+
+    kw = snowflake_build.kwargs
+    wh = SnowflakeWarehouse.open(DATABASE, **kw)
+    try:
+        _scenario(wh, relation)
+    finally:
+        wh.close()
