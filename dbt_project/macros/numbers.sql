@@ -86,6 +86,19 @@
 {%- endmacro %}
 
 
+{#- The `_loaded_at` stamps of the loads of raw table `table_name` numbered above `watermark`,
+    by with_load_seq's rule (a stamp's load is the highest number registered for it): an
+    incremental model filters the raw table by them (`_loaded_at in (...)`) instead of joining
+    every row to its load number first, so the warehouse skips the blocks of older stamps. -#}
+{% macro stamps_loaded_after(table_name, watermark) -%}
+    select loaded_at
+    from {{ source('ingestion', '_loads') }}
+    where table_name = '{{ table_name }}'
+    group by loaded_at
+    having max(load_seq) > {{ watermark }}
+{%- endmacro %}
+
+
 {#- The rows of the raw table `relation` (source `table_name`) with the number of the load
     that wrote them, `_load_seq` (raw._loads; several loads of one stamp: the latest). A row
     no load registered (written before raw._loads existed, or not by ingestion) is 0: a full

@@ -8,14 +8,14 @@ with
 {% if is_incremental() -%}
 touched_requests as (
 
-    -- from the raw rows of the new loads (a filter on the deduplicated staging views would
-    -- stop at their windows and scan and sort both logs on every run)
-    select request_id from {{ ref('base_data_lake__apigw_logs') }}
-    where load_seq > {{ incremental_watermark('last_load_seq') }}
-        or {{ in_partition_window('requested_at') }}
+    -- from the raw tables, by the new loads' stamps (a filter on the deduplicated staging
+    -- views would stop at their windows and scan and sort both logs on every run)
+    select request_id from {{ source('data_lake', 'apigw_logs') }}
+    where _loaded_at in ({{ stamps_loaded_after('apigw_logs', incremental_watermark('last_load_seq')) }})
+        or {{ in_partition_window(to_utc_timestamp('request_time')) }}
     union
-    select request_id from {{ ref('base_data_lake__lambda_logs') }}
-    where load_seq > {{ incremental_watermark('last_load_seq') }}
+    select request_id from {{ source('data_lake', 'lambda_logs') }}
+    where _loaded_at in ({{ stamps_loaded_after('lambda_logs', incremental_watermark('last_load_seq')) }})
 
 ),
 

@@ -12,11 +12,11 @@ with
 {% if is_incremental() -%}
 arrived as (
 
-    -- the events of the loads committed since the last run, from the raw rows (see
+    -- the events of the loads committed since the last run, from the raw table (see
     -- int_token_transitions), then every copy of them, deduplicated by the staging rule
-    select event_id from {{ ref('base_wallet_stream__wallet_events') }}
-    where load_seq > {{ incremental_watermark() }}
-        or {{ in_partition_window('event_time') }}
+    select event_id from {{ source('wallet_stream', 'wallet_events') }}
+    where _loaded_at in ({{ stamps_loaded_after('wallet_events', incremental_watermark()) }})
+        or {{ in_partition_window(to_utc_timestamp('event_time')) }}
 
 ),
 
