@@ -11,11 +11,12 @@ integers, never as strings.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ingestion.raw_schema import QUARANTINE, WALLET_EVENTS
+from ingestion.read_ahead import read_ahead
 from ingestion.records import BadRecord, RecordParser, quarantine_row, to_arrow
 from ingestion.warehouse.base import Warehouse
 
@@ -105,21 +106,34 @@ def _read_shard(client, stream, shard, wh, parser, result, progress) -> bool:
     iterator = client.get_shard_iterator(StreamName=stream, ShardId=shard_id,
                                          **kwargs)["ShardIterator"]
     last_seq = int(checkpoint) if checkpoint else -1
-    while iterator:
-        resp = client.get_records(ShardIterator=iterator, Limit=GET_RECORDS_LIMIT)
-        records = [r for r in resp["Records"] if int(r["SequenceNumber"]) > last_seq]
-        if records:
-            last_seq = max(last_seq, max(int(r["SequenceNumber"]) for r in records))
-            _write_batch(stream, shard_id, records, str(last_seq), wh, parser, result)
-            progress(result.records_read)
-        iterator = resp.get("NextShardIterator")
-        if not resp["Records"] and resp.get("MillisBehindLatest", 0) == 0:
-            break  # caught up
-    if iterator is None or closed:  # a closed shard, read to its end
+    state = {"iterator": iterator}
+    pages = read_ahead(_pages(client, state), depth=1, name=f"kinesis-read-ahead-{shard_id}")
+    try:
+        for resp in pages:  # the next GetRecords is in flight while this batch is written
+            records = [r for r in resp["Records"] if int(r["SequenceNumber"]) > last_seq]
+            if records:
+                last_seq = max(last_seq, max(int(r["SequenceNumber"]) for r in records))
+                _write_batch(stream, shard_id, records, str(last_seq), wh, parser, result)
+                progress(result.records_read)
+    finally:
+        pages.close()  # a failed write stops the reader before the error goes on
+    if state["iterator"] is None or closed:  # a closed shard, read to its end
         with wh.transaction():
             wh.set_state(_finished_key(stream, shard_id), "1")
         return True
     return False
+
+
+def _pages(client, state: dict) -> Iterator[dict]:
+    """GetRecords responses from ``state["iterator"]`` until the shard is caught up or its
+    iterator runs out (a closed shard); ``state["iterator"]`` ends as the last one handed
+    out (``None`` when the shard is closed)."""
+    while state["iterator"]:
+        resp = client.get_records(ShardIterator=state["iterator"], Limit=GET_RECORDS_LIMIT)
+        state["iterator"] = resp.get("NextShardIterator")
+        yield resp
+        if not resp["Records"] and resp.get("MillisBehindLatest", 0) == 0:
+            return  # caught up
 
 
 def ledger_key(stream: str) -> str:

@@ -25,8 +25,6 @@ and it must not stop every later run. Only a chunk that holds one pays for the r
 from __future__ import annotations
 
 import json
-import queue
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ingestion.raw_schema import QUARANTINE, TRANSITIONS
+from ingestion.read_ahead import read_ahead
 from ingestion.records import ARROW_TYPES, quarantine_row, to_arrow
 from ingestion.warehouse.base import Warehouse
 
@@ -144,7 +143,8 @@ class _Snapshot:
     def chunks(self, low: int, chunk_bytes: int) -> Iterator[pa.Table]:
         self.cur.execute(_arrow_select(low, self.xmin))
         reader = self.cur.fetch_record_batch()
-        self._reading = _read_ahead(_rechunk(reader, chunk_bytes), depth=2)
+        self._reading = read_ahead(_rechunk(reader, chunk_bytes), depth=2,
+                                   name="transitions-read-ahead")
         return self._reading
 
     def close(self) -> None:
@@ -181,50 +181,6 @@ def _rechunk(batches: Iterable[pa.RecordBatch], chunk_bytes: int) -> Iterator[pa
                 pending, size = [], 0
     if pending:
         yield pa.Table.from_batches(pending)
-
-
-_DONE = object()
-
-
-def _read_ahead(items: Iterator, depth: int) -> Iterator:
-    """Iterate ``items`` on a daemon thread, up to ``depth`` ahead of the consumer, so the
-    source is read while the previous item is written (the ADBC reader and DuckDB both
-    release the GIL). An error on the thread is raised here; a consumer that stops early
-    (its own error) stops the thread at its next item."""
-    out: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                out.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run() -> None:
-        try:
-            for item in items:
-                if not put(item):
-                    return
-            put(_DONE)
-        except BaseException as error:  # noqa: BLE001 - handed to the consumer, raised there
-            put(error)
-
-    worker = threading.Thread(target=run, name="transitions-read-ahead", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = out.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        worker.join()
 
 
 #: Microseconds since 1970 of 0001-01-01 and of 9999-12-31T23:59:59.999999, UTC: the range of

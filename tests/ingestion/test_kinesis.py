@@ -116,3 +116,37 @@ def test_malformed_records_are_quarantined_with_their_location(stream, warehouse
     extra = wh.query("select extra from raw.wallet_events where event_id = 'ev-00003'")[0][0]
     extra = json.loads(extra) if isinstance(extra, str) else extra  # jsonb arrives decoded
     assert extra == {"new_field": {"nested": True}}  # schema drift kept
+
+
+def test_a_write_that_fails_mid_shard_stops_the_reader_and_loses_nothing(
+        stream, warehouse_factory, monkeypatch):
+    """The next GetRecords is read ahead on a thread while a batch is written: a write that
+    fails stops that thread, keeps the batches already committed with their checkpoints, and
+    the next run loads the rest exactly once."""
+    import threading
+
+    from ingestion.sources import kinesis as source
+
+    kinesis, name = stream
+    wh = warehouse_factory("duckdb")
+    _put(kinesis, name, [json.dumps(_event(n)) for n in range(120)])
+    monkeypatch.setattr(source, "GET_RECORDS_LIMIT", 10)  # many pages per shard
+    real_write, calls = source._write_batch, []
+
+    def failing_write(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("the warehouse went away")
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(source, "_write_batch", failing_write)
+    with pytest.raises(RuntimeError, match="went away"):
+        load_wallet_events(kinesis, name, wh)
+    assert not [t for t in threading.enumerate() if t.name.startswith("kinesis-read-ahead")]
+    assert wh.count("wallet_events") == 20  # the two batches before the failure
+    monkeypatch.setattr(source, "_write_batch", real_write)
+    again = load_wallet_events(kinesis, name, wh)
+    assert again.duplicates == 0
+    assert _event_ids(wh) == [f"ev-{n:05d}" for n in range(120)]
+    assert read_ledger(wh, name) == {"read": 120, "loaded": 120, "duplicates": 0,
+                                     "quarantined": 0}

@@ -14,7 +14,8 @@ import pyarrow as pa
 import pytest
 
 from ingestion.accounting import transitions_accounting
-from ingestion.sources.transitions import STATE_KEY, _read_ahead, _rechunk, load_transitions
+from ingestion.read_ahead import read_ahead
+from ingestion.sources.transitions import STATE_KEY, _rechunk, load_transitions
 
 TARGETS = ["duckdb", "postgres"]
 HASH = "0" * 64
@@ -234,7 +235,7 @@ def test_read_ahead_hands_over_the_readers_error_and_stops_when_the_consumer_doe
 
     got = []
     with pytest.raises(ValueError, match="socket went away"):
-        for item in _read_ahead(failing(), depth=1):
+        for item in read_ahead(failing(), depth=1, name="transitions-read-ahead"):
             got.append(item)
     assert got == [1]
 
@@ -247,7 +248,7 @@ def test_read_ahead_hands_over_the_readers_error_and_stops_when_the_consumer_doe
             yield n
             n += 1
 
-    reading = _read_ahead(endless(), depth=2)
+    reading = read_ahead(endless(), depth=2, name="transitions-read-ahead")
     assert next(reading) == 0
     reading.close()
     before = len(produced)
