@@ -16,7 +16,7 @@ touched_tokens as (
 ),
 
 {% endif -%}
-transitions as (
+transitions as {{ not_materialized() }} (
 
     select * from {{ ref('int_token_transitions') }}
     {% if is_incremental() -%}

@@ -11,13 +11,13 @@
 {%- set earliest = var('earliest_event_date') -%}
 with
 
-audited as (
+audited as {{ not_materialized() }} (
 
     select * from {{ ref('audit_token_transitions') }}
 
 ),
 
-wallet_events as (
+wallet_events as {{ not_materialized() }} (
 
     select * from {{ ref('int_wallet_events') }}
 

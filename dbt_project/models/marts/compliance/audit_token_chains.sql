@@ -43,7 +43,7 @@ touched_tokens as (
 ),
 
 {% endif -%}
-transitions as (
+transitions as {{ not_materialized() }} (
 
     select * from {{ ref('audit_token_transitions') }}
     {% if is_incremental() -%}
@@ -52,7 +52,7 @@ transitions as (
 
 ),
 
-checkpointed as (
+checkpointed as {{ not_materialized() }} (
 
     select * from {{ ref('stg_audit__chain_checkpoints') }}
     {% if is_incremental() -%}

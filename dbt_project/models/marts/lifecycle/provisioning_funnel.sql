@@ -4,7 +4,7 @@
 {%- set steps = var('provisioning_funnel_states') -%}
 with
 
-transitions as (
+transitions as {{ not_materialized() }} (
 
     select * from {{ ref('int_token_transitions') }}
 

@@ -22,7 +22,7 @@ states as (
 
 ),
 
-spans as (
+spans as {{ not_materialized() }} (
 
     select * from {{ ref('int_token_lifecycle_spans') }}
 
