@@ -106,10 +106,11 @@ def _read_shard(client, stream, shard, wh, parser, result, progress) -> bool:
     iterator = client.get_shard_iterator(StreamName=stream, ShardId=shard_id,
                                          **kwargs)["ShardIterator"]
     last_seq = int(checkpoint) if checkpoint else -1
-    state = {"iterator": iterator}
-    pages = read_ahead(_pages(client, state), depth=1, name=f"kinesis-read-ahead-{shard_id}")
+    pages = read_ahead(_pages(client, iterator), depth=1,
+                       name=f"kinesis-read-ahead-{shard_id}")
     try:
         for resp in pages:  # the next GetRecords is in flight while this batch is written
+            iterator = resp.get("NextShardIterator")
             records = [r for r in resp["Records"] if int(r["SequenceNumber"]) > last_seq]
             if records:
                 last_seq = max(last_seq, max(int(r["SequenceNumber"]) for r in records))
@@ -117,20 +118,19 @@ def _read_shard(client, stream, shard, wh, parser, result, progress) -> bool:
                 progress(result.records_read)
     finally:
         pages.close()  # a failed write stops the reader before the error goes on
-    if state["iterator"] is None or closed:  # a closed shard, read to its end
+    if iterator is None or closed:  # a closed shard, read to its end
         with wh.transaction():
             wh.set_state(_finished_key(stream, shard_id), "1")
         return True
     return False
 
 
-def _pages(client, state: dict) -> Iterator[dict]:
-    """GetRecords responses from ``state["iterator"]`` until the shard is caught up or its
-    iterator runs out (a closed shard); ``state["iterator"]`` ends as the last one handed
-    out (``None`` when the shard is closed)."""
-    while state["iterator"]:
-        resp = client.get_records(ShardIterator=state["iterator"], Limit=GET_RECORDS_LIMIT)
-        state["iterator"] = resp.get("NextShardIterator")
+def _pages(client, iterator: str | None) -> Iterator[dict]:
+    """GetRecords responses from ``iterator`` until the shard is caught up or its iterator
+    runs out (a closed shard: a response without ``NextShardIterator``)."""
+    while iterator:
+        resp = client.get_records(ShardIterator=iterator, Limit=GET_RECORDS_LIMIT)
+        iterator = resp.get("NextShardIterator")
         yield resp
         if not resp["Records"] and resp.get("MillisBehindLatest", 0) == 0:
             return  # caught up

@@ -56,14 +56,19 @@ class TransitionsResult:
     quarantined: int = 0
 
 
-def _select(columns: list[str]) -> str:
-    # Order by the table's xid8 column (t.xact_id), never by the text output column of the
-    # same name: text sorts '1000' before '999', and a chunk's watermark (the numeric max of
+def _select(columns: list[str], low: str = "%s", high: str = "%s",
+            xact_id_type: str = "text", where: str = "") -> str:
+    """The read of the rows with ``low <= xact_id < high`` (SQL: placeholders by default,
+    literals for ADBC, which streams a query by binary COPY only when it has no parameters),
+    in xact_id order, ``xact_id`` as ``xact_id_type`` and ``where`` an extra condition."""
+    # Order by the table's xid8 column (t.xact_id), never by the output column of the same
+    # name: as text, '1000' sorts before '999', and a chunk's watermark (the numeric max of
     # its xact ids) would then pass rows still to come. The xact_id index serves this order.
-    cols = ", ".join(f"t.{c}::text as {c}" if c == "xact_id" else f"t.{c}" for c in columns)
+    cast = "::text" if xact_id_type == "text" else f"::text::{xact_id_type}"
+    cols = ", ".join(f"t.{c}{cast} as {c}" if c == "xact_id" else f"t.{c}" for c in columns)
     return (f"select {cols} from token_state_transitions t"
-            " where t.xact_id >= %s::text::xid8 and t.xact_id < %s::text::xid8"
-            " order by t.xact_id")
+            f" where {where + ' and ' if where else ''}t.xact_id >= {low}::text::xid8"
+            f" and t.xact_id < {high}::text::xid8 order by t.xact_id")
 
 
 def _read_csv(csv_bytes: bytes, types: dict[str, pa.DataType]) -> pa.Table:
@@ -117,13 +122,8 @@ def _to_arrow_quarantining(csv_bytes: bytes, loaded_at: datetime, location_prefi
 
 
 def _arrow_select(low: int, xmin: int) -> str:
-    """The chunked read for ADBC: literals, not parameters (the driver streams a query by binary
-    COPY only when it has none); ``xact_id`` as bigint, the raw layer's type."""
-    cols = ", ".join(f"t.{c}::text::bigint as {c}" if c == "xact_id" else f"t.{c}"
-                     for c in SOURCE_COLUMNS)
-    return (f"select {cols} from token_state_transitions t"
-            f" where t.xact_id >= '{int(low)}'::xid8 and t.xact_id < '{int(xmin)}'::xid8"
-            " order by t.xact_id")
+    """The chunked read for ADBC: literal bounds, ``xact_id`` as bigint (the raw layer's type)."""
+    return _select(SOURCE_COLUMNS, f"'{int(low)}'", f"'{int(xmin)}'", xact_id_type="bigint")
 
 
 class _Snapshot:
@@ -204,8 +204,7 @@ def _quarantine_rows(source_dsn: str, ids: list[int], loaded_at: datetime, prefi
                      ) -> list[dict]:
     """The quarantine rows of the transitions ``ids``, re-read as PostgreSQL's text (an
     out-of-range timestamp is only faithful there)."""
-    query = _select(SOURCE_COLUMNS).replace(
-        " where ", " where t.transition_id = any(%s) and ", 1)
+    query = _select(SOURCE_COLUMNS, where="t.transition_id = any(%s)")
     buf = bytearray()
     with psycopg.connect(source_dsn) as src:
         src.execute("set timezone = 'UTC'")
