@@ -99,6 +99,19 @@
 {%- endmacro %}
 
 
+{#- The `key`s of raw table `table_name` (source `source_name`) in the loads numbered above
+    `watermark`, or whose `time_column` (raw, as loaded) falls in the partition's window:
+    what an incremental model re-reads every copy of (int_token_transitions, int_wallet_events,
+    int_api_requests). -#}
+{% macro keys_of_new_loads(source_name, table_name, key, watermark, time_column=none) -%}
+    select {{ key }} from {{ source(source_name, table_name) }}
+    where _loaded_at in ({{ stamps_loaded_after(table_name, watermark) }})
+    {%- if time_column %}
+        or {{ in_partition_window(to_utc_timestamp(time_column)) }}
+    {%- endif %}
+{%- endmacro %}
+
+
 {#- The rows of the raw table `relation` (source `table_name`) with the number of the load
     that wrote them, `_load_seq` (raw._loads; several loads of one stamp: the latest). A row
     no load registered (written before raw._loads existed, or not by ingestion) is 0: a full

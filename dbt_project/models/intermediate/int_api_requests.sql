@@ -10,12 +10,11 @@ touched_requests as (
 
     -- from the raw tables, by the new loads' stamps (a filter on the deduplicated staging
     -- views would stop at their windows and scan and sort both logs on every run)
-    select request_id from {{ source('data_lake', 'apigw_logs') }}
-    where _loaded_at in ({{ stamps_loaded_after('apigw_logs', incremental_watermark('last_load_seq')) }})
-        or {{ in_partition_window(to_utc_timestamp('request_time')) }}
+    {{ keys_of_new_loads('data_lake', 'apigw_logs', 'request_id',
+                         incremental_watermark('last_load_seq'), 'request_time') }}
     union
-    select request_id from {{ source('data_lake', 'lambda_logs') }}
-    where _loaded_at in ({{ stamps_loaded_after('lambda_logs', incremental_watermark('last_load_seq')) }})
+    {{ keys_of_new_loads('data_lake', 'lambda_logs', 'request_id',
+                         incremental_watermark('last_load_seq')) }}
 
 ),
 

@@ -18,9 +18,8 @@ arrived as (
     -- the events of the loads committed since the last run (or in the partition's window),
     -- read from the raw table by the loads' stamps: a filter on the deduplicated staging
     -- view would stop at its window and scan and sort the whole log on every run
-    select event_id from {{ source('state_service', 'token_state_transitions') }}
-    where _loaded_at in ({{ stamps_loaded_after('token_state_transitions', incremental_watermark()) }})
-        or {{ in_partition_window(to_utc_timestamp('occurred_at')) }}
+    {{ keys_of_new_loads('state_service', 'token_state_transitions', 'event_id',
+                         incremental_watermark(), 'occurred_at') }}
 
 ),
 

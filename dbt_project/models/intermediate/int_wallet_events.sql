@@ -14,9 +14,8 @@ arrived as (
 
     -- the events of the loads committed since the last run, from the raw table (see
     -- int_token_transitions), then every copy of them, deduplicated by the staging rule
-    select event_id from {{ source('wallet_stream', 'wallet_events') }}
-    where _loaded_at in ({{ stamps_loaded_after('wallet_events', incremental_watermark()) }})
-        or {{ in_partition_window(to_utc_timestamp('event_time')) }}
+    {{ keys_of_new_loads('wallet_stream', 'wallet_events', 'event_id',
+                         incremental_watermark(), 'event_time') }}
 
 ),
 

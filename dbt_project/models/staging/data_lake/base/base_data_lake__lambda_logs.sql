@@ -1,8 +1,5 @@
 {{ config(materialized='ephemeral') }}
-{#- Every raw row, typed and renamed, copies included (no dedupe): read by the staging
-    model (the first copy per request_id) and by the incremental model downstream, which filters
-    it to the loads it has not read before deduplicating (an ephemeral model: a CTE in
-    both, so a filter on it reaches the raw table instead of stopping at a window). -#}
+{#- What a base model is for: the docs block base_model (models/staging/_base.md). -#}
 with
 
 source as (
