@@ -46,6 +46,7 @@ import psutil
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.watched import peak_rss_mib  # noqa: E402
 from state_service import chain  # noqa: E402
 from state_service.migrate import migrate  # noqa: E402
 from state_service.verify import _ROWS_SQL  # noqa: E402
@@ -162,14 +163,6 @@ def take_checkpoint(dsn: str, endpoint: str, bucket: str):
 
 
 # -- the measurements, each in a fresh process ---------------------------------------------------
-def _peak_rss_mib() -> float:
-    """This process's peak RSS (VmHWM). Not ru_maxrss: Linux carries that across execve, so a
-    spawned child would report at least its parent's RSS."""
-    with open("/proc/self/status") as fh:
-        kib = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
-    return kib / 1024
-
-
 def run_raw_read(dsn: str, _key: bytes, _store: tuple | None) -> dict:
     rows = 0
     t0 = time.perf_counter()
@@ -177,7 +170,7 @@ def run_raw_read(dsn: str, _key: bytes, _store: tuple | None) -> dict:
         with conn.cursor().copy(f"copy ({_ROWS_SQL}) to stdout") as copy:
             for block in copy:
                 rows += bytes(block).count(b"\n")
-    return {"seconds": time.perf_counter() - t0, "rows": rows, "rss": _peak_rss_mib()}
+    return {"seconds": time.perf_counter() - t0, "rows": rows, "rss": peak_rss_mib()}
 
 
 def run_cursor_read(dsn: str, _key: bytes, _store: tuple | None) -> dict:
@@ -192,7 +185,7 @@ def run_cursor_read(dsn: str, _key: bytes, _store: tuple | None) -> dict:
         cur.execute(_ROWS_SQL)
         for _ in cur:
             rows += 1
-    return {"seconds": time.perf_counter() - t0, "rows": rows, "rss": _peak_rss_mib()}
+    return {"seconds": time.perf_counter() - t0, "rows": rows, "rss": peak_rss_mib()}
 
 
 def run_verify(dsn: str, key: bytes, store: tuple | None) -> dict:
@@ -206,7 +199,7 @@ def run_verify(dsn: str, key: bytes, store: tuple | None) -> dict:
     return {"seconds": time.perf_counter() - t0, "rows": result.rows, "tokens": result.tokens,
             "findings": [str(f) for f in result.findings[:5]], "n_findings": len(result.findings),
             "checkpoints": result.checkpoints, "checkpointed": result.checkpointed_rows,
-            "rss": _peak_rss_mib()}
+            "rss": peak_rss_mib()}
 
 
 def measure(label: str, fn, dsn: str, store: tuple | None) -> dict:

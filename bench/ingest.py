@@ -49,6 +49,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.watched import peak_rss_mib  # noqa: E402
 from ingestion.sources.transitions import SOURCE_COLUMNS, _arrow_select, _select  # noqa: E402,E501
 from state_service.migrate import migrate  # noqa: E402
 from tokenwatch.postgres import drop_database, ensure_database, resolve_server  # noqa: E402
@@ -261,13 +262,6 @@ def sqlalchemy_url(dsn: str) -> str:
 
 
 # -- the loaders, each run in a fresh process --------------------------------------------------
-def _peak_rss_mib() -> float:
-    """This process's peak RSS (VmHWM). Not ru_maxrss: Linux carries that across execve, so a
-    spawned child would report at least its parent's peak."""
-    with open("/proc/self/status") as fh:
-        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) / 1024
-
-
 def _duckdb_count(path: Path, table: str) -> int:
     with duckdb.connect(str(path), read_only=True) as con:
         return int(con.execute(f"select count(*) from {table}").fetchone()[0])
@@ -285,7 +279,7 @@ def run_ours(dsn: str, workdir: str) -> dict:
     wh.close()  # timed: its checkpoint writes (compresses) what the chunks' commits logged
     seconds = time.perf_counter() - t0
     return {"rows": _duckdb_count(path, f"raw.{TABLE}"), "seconds": seconds,
-            "read": result.rows_read, "rss": _peak_rss_mib(), "bytes": path.stat().st_size}
+            "read": result.rows_read, "rss": peak_rss_mib(), "bytes": path.stat().st_size}
 
 
 def run_dlt(url: str, workdir: str) -> dict:
@@ -311,7 +305,7 @@ def run_dlt(url: str, workdir: str) -> dict:
     pipeline.run(source)
     seconds = time.perf_counter() - t0
     return {"rows": _duckdb_count(path, f"raw.{TABLE}"), "seconds": seconds,
-            "rss": _peak_rss_mib(), "bytes": path.stat().st_size}
+            "rss": peak_rss_mib(), "bytes": path.stat().st_size}
 
 
 def run_raw_copy(dsn: str, workdir: str, fmt: str = "binary") -> dict:
@@ -335,7 +329,7 @@ def run_raw_copy(dsn: str, workdir: str, fmt: str = "binary") -> dict:
     if fmt == "binary":
         rows -= 1  # PostgreSQL sends the header with the first row, the trailer on its own
     seconds = time.perf_counter() - t0
-    return {"rows": rows, "seconds": seconds, "rss": _peak_rss_mib(), "bytes": nbytes}
+    return {"rows": rows, "seconds": seconds, "rss": peak_rss_mib(), "bytes": nbytes}
 
 
 def run_raw_csv(dsn: str, workdir: str) -> dict:
@@ -423,7 +417,7 @@ def main() -> None:
           f"{'met' if vs_dlt >= GOAL_DLT else 'NOT met'}")
     print(f"ours/raw COPY: {vs_raw:5.2f}   (goal >= {GOAL_RAW:.1f}, the faster COPY)   "
           f"{'met' if vs_raw >= GOAL_RAW else 'NOT met'}")
-    print(f"peak RSS of this driver process {_peak_rss_mib():.0f} MiB; "
+    print(f"peak RSS of this driver process {peak_rss_mib():.0f} MiB; "
           f"whole run {time.perf_counter() - started:.0f} s")
 
 

@@ -62,6 +62,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.watched import peak_rss_mib  # noqa: E402
 from ingestion.contract import S3_PREFIXES  # noqa: E402
 from ingestion.sources.kinesis import GET_RECORDS_LIMIT  # noqa: E402
 from ingestion.world import World  # noqa: E402
@@ -163,15 +164,6 @@ def fill(endpoint: str, shards: int, records, objects) -> tuple[str, str]:
 
 
 # -- the measurements, each run in a fresh process ---------------------------------------------
-def _peak_rss_mib() -> float:
-    """This process's peak RSS (VmHWM), as ``bench/audit_verify.py`` reads it. Not ru_maxrss:
-    Linux carries that across execve, so a spawned child would report at least its parent's
-    RSS (here the driver's, which holds every generated record)."""
-    with open("/proc/self/status") as fh:
-        kib = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
-    return kib / 1024
-
-
 def _counts(path: Path, tables: tuple[str, ...]) -> dict[str, int]:
     with duckdb.connect(str(path), read_only=True) as con:
         return {t: int(con.execute(f"select count(*) from raw.{t}").fetchone()[0])
@@ -203,7 +195,7 @@ def run_kinesis_ceiling(target: dict, workdir: str) -> dict:
             if not resp["Records"] and resp.get("MillisBehindLatest", 0) == 0:
                 break  # caught up: ours stops here too
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return {"rows": rows, "seconds": seconds, "cpu": cpu, "rss": _peak_rss_mib(),
+    return {"rows": rows, "seconds": seconds, "cpu": cpu, "rss": peak_rss_mib(),
             "bytes": nbytes, "calls": calls, "quarantined": 0}
 
 
@@ -222,7 +214,7 @@ def run_kinesis_ours(target: dict, workdir: str) -> dict:
     end, cpu = time.perf_counter(), time.process_time() - c0
     counts = _counts(path, ("wallet_events", "quarantine"))
     return {"rows": counts["wallet_events"], "seconds": end - t0, "cpu": cpu,
-            "close": end - closing, "rss": _peak_rss_mib(), "read": result.records_read,
+            "close": end - closing, "rss": peak_rss_mib(), "read": result.records_read,
             "quarantined": counts["quarantine"], "bytes": path.stat().st_size}
 
 
@@ -245,7 +237,7 @@ def run_s3_ceiling(target: dict, workdir: str) -> dict:
                 per_source[source] = per_source.get(source, 0) + n
                 rows += n
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return {"rows": rows, "seconds": seconds, "cpu": cpu, "rss": _peak_rss_mib(),
+    return {"rows": rows, "seconds": seconds, "cpu": cpu, "rss": peak_rss_mib(),
             "bytes": nbytes, "objects": objects, "per_source": per_source, "quarantined": 0}
 
 
@@ -264,7 +256,7 @@ def run_s3_ours(target: dict, workdir: str) -> dict:
     end, cpu = time.perf_counter(), time.process_time() - c0
     counts = _counts(path, ("apigw_logs", "lambda_logs", "quarantine"))
     return {"rows": counts["apigw_logs"] + counts["lambda_logs"], "seconds": end - t0,
-            "close": end - closing, "cpu": cpu, "rss": _peak_rss_mib(),
+            "close": end - closing, "cpu": cpu, "rss": peak_rss_mib(),
             "objects": result.objects_loaded, "per_source": {s: counts[s] for s in S3_PREFIXES},
             "quarantined": counts["quarantine"], "bytes": path.stat().st_size}
 
@@ -376,7 +368,7 @@ def main() -> None:
     print(f"ours/ceiling s3:      {ratios['ours: load_lake']:5.2f}  ({NO_GOAL})")
     print("cpu s: CPU seconds of the measured process; moto cpu s: of the moto server "
           "meanwhile (both cores count)")
-    print(f"peak RSS of this driver process {_peak_rss_mib():.0f} MiB; "
+    print(f"peak RSS of this driver process {peak_rss_mib():.0f} MiB; "
           f"whole run {time.perf_counter() - started:.0f} s")
 
 

@@ -22,3 +22,11 @@ def run_watched(cmd: list[str], **popen) -> tuple[float, int, subprocess.Popen]:
             break
         time.sleep(0.05)
     return time.perf_counter() - started, peak // (1024 * 1024), proc
+
+
+def peak_rss_mib() -> float:
+    """This process's peak RSS in MiB (VmHWM): what a bench's fresh child process reports of
+    itself. Not ru_maxrss: Linux carries that across execve, so a spawned child would report
+    at least its parent's peak."""
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) / 1024
