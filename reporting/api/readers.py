@@ -5,7 +5,9 @@
   a reader checks the file's identity before each query and reopens it when it changed. It is
   ATTACHed read-only into an in-memory database of its own: ``duckdb.connect`` of the same path
   would hand back the process's cached instance of the *old* file. A query longer than the
-  timeout is stopped with ``interrupt()`` from a timer.
+  timeout is stopped with ``interrupt()`` from a watchdog thread, repeated every few
+  milliseconds after the deadline until the fetch returns: an interrupt that lands before
+  ``execute`` has started is lost, so one timer firing once is not enough under load.
 * PostgreSQL: a psycopg pool whose sessions are read-only (``default_transaction_read_only``)
   with ``statement_timeout``.
 * Snowflake: the connector, each statement with the connector's ``timeout`` (it cancels the
@@ -106,8 +108,10 @@ class DuckDBReader(Reader):
 
     def fetch(self, sql: str, params: Sequence | None = None) -> Rows:
         cur = self._cursor()
-        timer = threading.Timer(self.timeout_s, cur.interrupt)
-        timer.start()
+        done = threading.Event()
+        watchdog = threading.Thread(target=_interrupt_after, args=(cur, self.timeout_s, done),
+                                    name="duckdb-query-timeout", daemon=True)
+        watchdog.start()
         try:
             cur.execute(sql.replace("%s", "?"), list(params or []))
             rows = cur.fetchall()
@@ -118,7 +122,8 @@ class DuckDBReader(Reader):
             raise WarehouseUnavailable(f"the DuckDB read replica could not answer: "
                                        f"{_first_line(error)}") from error
         finally:
-            timer.cancel()
+            done.set()
+            watchdog.join()
             cur.close()
         return columns, rows
 
@@ -127,6 +132,16 @@ class DuckDBReader(Reader):
             if self._con is not None:
                 self._con.close()
             self._con = None
+
+
+def _interrupt_after(cur: duckdb.DuckDBPyConnection, timeout_s: float,
+                     done: threading.Event) -> None:
+    """Interrupt ``cur`` once ``timeout_s`` has passed, and again every 5 ms until ``done``."""
+    if done.wait(timeout_s):
+        return
+    while not done.is_set():
+        cur.interrupt()
+        done.wait(0.005)
 
 
 class PostgresReader(Reader):

@@ -20,7 +20,7 @@ from ingestion.warehouse.postgres import PostgresWarehouse
 from quality import verdicts
 from reporting import semantic
 from reporting.api.access_log import AccessLog, read_access_log
-from reporting.api.readers import PostgresReader, SnowflakeReader
+from reporting.api.readers import DuckDBReader, PostgresReader, QueryTimeout, SnowflakeReader
 from tests.reporting.reports_api import (
     KEY,
     OTHER_KEY,
@@ -445,6 +445,28 @@ def test_a_query_past_the_timeout_is_504(replica, built_postgres):
             assert "TOKENWATCH_REPORTS_QUERY_TIMEOUT_S" in r.json()["message"]
             # and the service still answers
             assert get(svc, "/v1/metrics").status_code == 200
+
+
+def test_the_duckdb_timeout_holds_when_it_fires_before_the_query_starts(tmp_path):
+    # Regression: a single timer firing cur.interrupt() once lost the interrupt whenever it
+    # fired before execute() had begun (a loaded machine, CI), and the query ran unbounded
+    # with a 200. A deadline of 1 us always fires before execute(); every run must still stop.
+    import duckdb
+
+    path = tmp_path / "slow.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("create table t as select range as i from range(3000000)")
+    con.close()
+    reader = DuckDBReader(path, timeout_s=1e-6)
+    slow = "select count(*) from t a, (select * from t limit 300) b where a.i % 7 = b.i % 5"
+    try:
+        for _ in range(20):
+            with pytest.raises(QueryTimeout):
+                reader.fetch(slow)
+        # a reader with room to answer still answers on the same connection
+        assert DuckDBReader(path, timeout_s=60).fetch("select count(*) from t")[1] == [(3000000,)]
+    finally:
+        reader.close()
 
 
 # -- the timeline -----------------------------------------------------------------------------
