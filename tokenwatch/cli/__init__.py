@@ -14,6 +14,7 @@ from tokenwatch.cli import (
     datadog_cmd,
     db,
     demo,
+    doctor,
     ingest,
     lifecycle_cmd,
     reports,
@@ -30,6 +31,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(audit.app, name="audit")
 app.add_typer(lifecycle_cmd.app, name="lifecycle")
 app.command("demo", help=demo.demo.__doc__)(demo.demo)
+app.command("doctor", help=doctor.doctor.__doc__)(doctor.doctor)
 app.command("simulate", help=simulate.simulate.__doc__)(simulate.simulate)
 app.add_typer(stack.app, name="stack")
 app.command("ingest", help=ingest.ingest.__doc__)(ingest.ingest)
