@@ -28,9 +28,11 @@ Families:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -534,6 +536,22 @@ def settings() -> Settings:
 
 
 _ENV_NAMES = tuple(env_vars().values())
+
+
+@contextlib.contextmanager
+def setting_as(name: str, value: str) -> Iterator[None]:
+    """Setting ``name``'s variable set to ``value`` for the block, then as it was: for a
+    command that checks another environment than the shell's (``tokenwatch doctor --env``)."""
+    variable = env_var(name)
+    before = os.environ.get(variable)
+    os.environ[variable] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = before
 
 
 @functools.lru_cache(maxsize=16)

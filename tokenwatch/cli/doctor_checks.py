@@ -564,10 +564,6 @@ CHECKS: tuple[Callable[[str], Iterator[Finding]], ...] = (
 def run(env: str | None = None) -> list[Finding]:
     """Every finding for ``env`` (default: ``TOKENWATCH_ENV``), resolved as a run in ``env``
     would resolve it; a check that raises unexpectedly is a failure of its own."""
-    import os
-
-    variable = config.env_var("env")
-    before = os.environ.get(variable)
     try:
         configured = config.env_name()
     except ValueError as error:
@@ -577,8 +573,7 @@ def run(env: str | None = None) -> list[Finding]:
     env = env or configured or "local"
     if configured is not None:
         findings = list(check_environment(env, configured))
-    os.environ[variable] = env
-    try:
+    with config.setting_as("env", env):
         for check in CHECKS:
             try:
                 findings.extend(check(env))
@@ -588,9 +583,4 @@ def run(env: str | None = None) -> list[Finding]:
                                                      f"{error.__class__.__name__}: "
                                                      f"{_first_line(error)}",
                                         "report this; the other checks ran"))
-    finally:
-        if before is None:
-            os.environ.pop(variable, None)
-        else:
-            os.environ[variable] = before
     return findings
