@@ -22,8 +22,7 @@ SCHEMA = "quality"
 TABLE = f"{SCHEMA}.gate_verdicts"
 PASSED, WITHHELD, UNCHECKED = "passed", "withheld", "unchecked"
 
-_DDL = [f"create schema if not exists {SCHEMA}",
-        f"create table if not exists {TABLE} (day date not null, status varchar(16) not null, "
+_DDL = [f"create table if not exists {TABLE} (day date not null, status varchar(16) not null, "
         "failed_checks varchar(4000) not null, checks integer not null, "
         "run_id varchar(64) not null, evaluated_at timestamp not null)"]
 
@@ -47,6 +46,7 @@ class Verdict:
 
 
 def ensure_table(wh) -> None:
+    wh.ensure_named_schema(SCHEMA)
     for statement in _DDL:
         wh.execute(statement)
 

@@ -53,8 +53,13 @@ class Warehouse(ABC):
         return column
 
     # -- shared behaviour -----------------------------------------------------------------
+    def ensure_named_schema(self, schema: str) -> None:
+        """Create ``schema`` when it is missing (every module that owns a schema calls this)."""
+        self.execute(f"create schema if not exists {schema}")
+
     def ddl(self) -> list[str]:
-        statements = [f"create schema if not exists {SCHEMA}"]
+        """The raw tables' DDL (their schema: :meth:`ensure_named_schema`)."""
+        statements = []
         for table in TABLES.values():
             cols = ", ".join(f"{c.name} {self.type_map[c.type]}" for c in table.columns)
             statements.append(f"create table if not exists {SCHEMA}.{table.name} ({cols})")
@@ -62,6 +67,7 @@ class Warehouse(ABC):
 
     def ensure_schema(self) -> None:
         with self.transaction():
+            self.ensure_named_schema(SCHEMA)
             for statement in self.ddl():
                 self.execute(statement)
             self.execute(f"insert into {SCHEMA}.{LOAD_COUNTER.name} (last_seq) select 0 "

@@ -91,9 +91,14 @@ class SnowflakeWarehouse(Warehouse):
     @classmethod
     def open(cls, database: str, **connect_kwargs) -> SnowflakeWarehouse:
         """Connect and use ``database``, creating it when missing."""
+        import snowflake.connector
+
         wh = cls(**connect_kwargs)
-        wh.execute(f"create database if not exists {database}")
-        wh.execute(f"use database {database}")
+        try:  # provisioned (deploy/snowflake/bootstrap.sql): the roles may not create one
+            wh.execute(f"use database {database}")
+        except snowflake.connector.ProgrammingError:
+            wh.execute(f"create database if not exists {database}")
+            wh.execute(f"use database {database}")
         return wh
 
     # -- statements -----------------------------------------------------------------------
@@ -119,7 +124,17 @@ class SnowflakeWarehouse(Warehouse):
             self.execute("rollback")
 
     # -- loading --------------------------------------------------------------------------
+    def ensure_named_schema(self, schema: str) -> None:
+        """Snowflake checks the CREATE SCHEMA privilege before ``if not exists``: the loading
+        and reporting roles, which use schemas the bootstrap made and may not create one,
+        ask first."""
+        (found,), = self.query("select count(*) from information_schema.schemata "
+                               "where lower(schema_name) = lower(%s)", [schema])
+        if not found:
+            self.execute(f"create schema if not exists {schema}")
+
     def ensure_schema(self) -> None:
+        self.ensure_named_schema(SCHEMA)
         for statement in self.ddl():  # DDL commits implicitly in Snowflake: no transaction
             self.execute(statement)
         self.execute(f"insert into {SCHEMA}.{LOAD_COUNTER.name} (last_seq) select 0 "

@@ -77,8 +77,7 @@ _TYPES = {"request_id": "varchar(32)", "requested_at": "timestamp", "who": "varc
           "method": "varchar(16)", "path": "varchar(1000)", "query": "varchar(4000)",
           "metrics": "varchar(1000)", "status": "integer", "rows_returned": "integer",
           "duration_ms": "double precision", "response_format": "varchar(100)"}
-_DDL = [f"create schema if not exists {SCHEMA}",
-        f"create table if not exists {TABLE} ("
+_DDL = [f"create table if not exists {TABLE} ("
         + ", ".join(f"{c} {_TYPES[c]}" for c in COLUMNS) + ")"]
 
 
@@ -88,6 +87,7 @@ def query_text(params: dict) -> str:
 
 
 def ensure_table(wh: Warehouse) -> None:
+    wh.ensure_named_schema(SCHEMA)
     for statement in _DDL:
         wh.execute(statement)
 

@@ -46,3 +46,38 @@ def test_from_env_names_what_is_missing(env):
     with pytest.raises(ValueError, match="TOKENWATCH_SNOWFLAKE_PORT must be an integer, "
                                          "got 'https'"):
         SnowflakeWarehouse.from_env()
+
+
+def test_a_provisioned_database_and_schemas_are_used_not_created(fakesnow_server):
+    # Snowflake checks CREATE privileges before `if not exists`: the loader's and the reports
+    # API's roles (deploy/snowflake/bootstrap.sql) may use the database and schemas the
+    # bootstrap made but not create any, so once they exist no CREATE DATABASE or CREATE
+    # SCHEMA may be issued (the first version issued both on every connection).
+    from quality import verdicts
+    from reporting.api import access_log
+
+    database = f"TW_{uuid.uuid4().hex[:10].upper()}"
+    first = SnowflakeWarehouse.open(database, **fakesnow_server)
+    try:
+        first.ensure_schema()
+        verdicts.ensure_table(first)
+        access_log.ensure_table(first)
+    finally:
+        first.close()
+
+    issued: list[str] = []
+
+    class Recording(SnowflakeWarehouse):
+        def execute(self, sql, params=None):
+            issued.append(" ".join(sql.lower().split()))
+            return super().execute(sql, params)
+
+    again = Recording.open(database, **fakesnow_server)
+    try:
+        again.ensure_schema()
+        verdicts.ensure_table(again)
+        access_log.ensure_table(again)
+    finally:
+        again.close()
+    creates = [s for s in issued if s.startswith(("create database", "create schema"))]
+    assert creates == [] and issued, issued
