@@ -45,3 +45,13 @@ def test_duckdb_build_grants_nothing(built_duckdb: Built):
     grants = {n["name"]: n["config"].get("grants") for n in nodes.values()
               if n["resource_type"] == "model"}
     assert grants["wallet_provisioning_daily"] == {}
+
+
+def test_compliance_marts_are_permanent_tables_on_snowflake(built_duckdb: Built):
+    # dbt-snowflake makes transient tables by default: no Fail-safe for the audit marts
+    import json
+
+    nodes = json.loads((built_duckdb.build.target_path / "manifest.json").read_text())["nodes"]
+    compliance = {n["name"]: n["config"].get("transient") for n in nodes.values()
+                  if n["resource_type"] == "model" and n["fqn"][1:3] == ["marts", "compliance"]}
+    assert compliance and set(compliance.values()) == {False}, compliance
