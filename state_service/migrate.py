@@ -218,7 +218,12 @@ def _ensure_memberships(conn: psycopg.Connection, report: RolesReport) -> None:
     superuser, admin = conn.execute(
         "select rolsuper, current_user from pg_roles where rolname = current_user").fetchone()
     member = "select pg_has_role(%s, %s, 'MEMBER')"
-    if not superuser and not conn.execute(member, [admin, roles.OWNER]).fetchone()[0]:
+    # ALTER ... OWNER TO needs the right to SET ROLE to the new owner. On PostgreSQL 16+ the
+    # CREATEROLE admin that created the owner is its member WITH ADMIN but without SET
+    # (createrole_self_grant is empty by default, as on RDS): MEMBER is not enough there.
+    can_set = ("select pg_has_role(%s, %s, 'SET')" if conn.info.server_version >= 160000
+               else member)
+    if not superuser and not conn.execute(can_set, [admin, roles.OWNER]).fetchone()[0]:
         conn.execute(sql.SQL("grant {} to {}").format(sql.Identifier(roles.OWNER),
                                                       sql.Identifier(admin)))
         report.memberships.append(f"granted {roles.OWNER} to {admin} (the admin)")
@@ -288,6 +293,9 @@ def apply_privileges(conn: psycopg.Connection, report: RolesReport) -> None:
     args = {"schema": roles.SCHEMA, "owner": roles.OWNER}
     with conn.transaction():
         before = _acls(conn)
+        # a new owner must have CREATE on the schema (checked unless the admin is a superuser,
+        # e.g. on RDS); only the admin acts as the owner: the login roles are not its members
+        conn.execute(sql.SQL("grant create on schema {} to {}").format(schema, owner))
         for kind, name in conn.execute(_UNOWNED_RELATIONS, args).fetchall():
             conn.execute(sql.SQL("alter {} {} owner to {}").format(
                 sql.SQL(_RELKIND[kind]), sql.SQL(name), owner))
