@@ -18,6 +18,10 @@ STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": "dim"}
 def doctor(
     env: str = typer.Option("", "--env", "-e", metavar="ENV",
                             help="local or prod (default: TOKENWATCH_ENV)."),
+    component: str = typer.Option("all", "--for", metavar="PART", help=(
+        "What to check for: all, service (the state service's pod), pipeline (the code "
+        "location and its runs) or reports (the reports API): each runs with its own "
+        "secrets.")),
     as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
 ) -> None:
     """Check every configured connection and permission without changing anything: the state
@@ -30,13 +34,16 @@ def doctor(
     if env and env not in ENVIRONMENTS:
         raise typer.BadParameter(f"must be one of {', '.join(ENVIRONMENTS)}, got {env!r}",
                                  param_hint="--env")
-    findings = doctor_checks.run(env or None)
+    if component not in doctor_checks.COMPONENTS:
+        raise typer.BadParameter(f"must be one of {', '.join(doctor_checks.COMPONENTS)}, got "
+                                 f"{component!r}", param_hint="--for")
+    findings = doctor_checks.run(env or None, component)
     failed = [f for f in findings if f.status == doctor_checks.FAIL]
     if as_json:
         typer.echo(json.dumps({"ok": not failed, "findings": [asdict(f) for f in findings]},
                               indent=2))
     else:
-        table = Table(title=f"tokenwatch doctor ({env or 'TOKENWATCH_ENV'})",
+        table = Table(title=f"tokenwatch doctor ({env or 'TOKENWATCH_ENV'}, for {component})",
                       title_justify="left")
         for column in ("check", "status", "detail", "fix"):  # folded, never cut with an ellipsis
             table.add_column(column, overflow="fold")

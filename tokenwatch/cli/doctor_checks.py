@@ -215,8 +215,7 @@ def _migrations(conn) -> Iterator[Finding]:
 
 # -- keys ------------------------------------------------------------------------------------
 
-def check_keys(env: str) -> Iterator[Finding]:
-    s = config.settings()
+def check_chain_keys(env: str) -> Iterator[Finding]:
     try:
         key_id, keys = config.chain_keys()
         if env == "prod" and key_id == "local-dev":
@@ -227,6 +226,10 @@ def check_keys(env: str) -> Iterator[Finding]:
         yield Finding("chain keys", FAIL, _first_line(error),
                       "set TOKENWATCH_CHAIN_KEYS (id:secret,...) and TOKENWATCH_CHAIN_KEY_ID "
                       "from the secret store")
+
+
+def check_service_keys(env: str) -> Iterator[Finding]:
+    s = config.settings()
     if s.api_keys:
         yield Finding("state service keys", PASS, f"{len(s.api_keys)} write key(s), "
                                                   f"{len(s.read_keys)} read key(s)")
@@ -234,6 +237,10 @@ def check_keys(env: str) -> Iterator[Finding]:
         yield Finding("state service keys", FAIL if env == "prod" else WARN,
                       "TOKENWATCH_API_KEYS is empty: the state service refuses every write",
                       "set TOKENWATCH_API_KEYS from the secret store")
+
+
+def check_report_keys(env: str) -> Iterator[Finding]:
+    s = config.settings()
     try:
         from reporting.api.auth import parse_keys
 
@@ -521,7 +528,32 @@ def check_tableau(env: str) -> Iterator[Finding]:
 
 # -- Dagster -------------------------------------------------------------------------------
 
+def _storage_kind(cfg) -> str:
+    """``postgres``, ``sqlite (default)`` or what the file names: ``storage: postgres:`` (one
+    block), or ``run_storage``/``event_log_storage``/``schedule_storage`` each naming its class
+    (as Dagster's Helm chart writes it): postgres only when all three are."""
+    storage = cfg.get("storage")
+    if isinstance(storage, dict) and storage:
+        return next(iter(storage))
+    parts = [cfg.get(k) for k in ("run_storage", "event_log_storage", "schedule_storage")]
+    modules = {str(p.get("module", "")) for p in parts if isinstance(p, dict)}
+    if not modules:
+        return "sqlite (default)"
+    if all(isinstance(p, dict) for p in parts) \
+            and all(m.startswith("dagster_postgres") for m in modules):
+        return "postgres"
+    return "mixed: " + ", ".join(sorted(str(p.get("module")) if isinstance(p, dict) else
+                                        "sqlite (default)" for p in parts))
+
+
 def check_dagster(env: str) -> Iterator[Finding]:
+    import os
+
+    deployment = os.environ.get("DAGSTER_CLOUD_DEPLOYMENT_NAME")
+    if deployment:  # Dagster+ (serverless or hybrid agent) keeps the instance itself
+        yield Finding("dagster instance", PASS, f"Dagster+ deployment {deployment!r}: storage "
+                                                "and run launching are Dagster+'s")
+        return
     home = config.settings().dagster_home
     if home is None:
         yield Finding("dagster instance", FAIL if env == "prod" else SKIP,
@@ -544,8 +576,7 @@ def check_dagster(env: str) -> Iterator[Finding]:
         yield Finding("dagster instance", FAIL, f"{home}/dagster.yaml: {_first_line(error)}",
                       "fix the file (deploy/dagster/dagster.yaml is the production one)")
         return
-    storage = cfg.get("storage") or {}
-    kind = next(iter(storage), "sqlite (default)") if isinstance(storage, dict) else "custom"
+    kind = _storage_kind(cfg)
     if env == "prod" and kind != "postgres":
         yield Finding("dagster instance", FAIL, f"{home}/dagster.yaml: {kind} storage; a "
                                                 "deployment keeps runs in PostgreSQL",
@@ -556,14 +587,30 @@ def check_dagster(env: str) -> Iterator[Finding]:
 
 #: Every check, in the order the table shows them (after the environment's).
 CHECKS: tuple[Callable[[str], Iterator[Finding]], ...] = (
-    check_settings, check_service_role, check_reader_role, check_keys, check_warehouse,
-    check_lake, check_stream, check_checkpoint_bucket, check_datadog, check_tableau,
-    check_dagster)
+    check_settings, check_service_role, check_reader_role, check_chain_keys,
+    check_service_keys, check_report_keys, check_warehouse, check_lake, check_stream,
+    check_checkpoint_bucket, check_datadog, check_tableau, check_dagster)
+
+#: What each part of a deployment needs (``--for``): each runs with its own secrets (the
+#: service's pod has no warehouse credentials, the pipeline's no write keys of the service).
+COMPONENTS: dict[str, tuple[Callable[[str], Iterator[Finding]], ...]] = {
+    "all": CHECKS,
+    # the state service: its role, the chain key it seals with, its bearer keys
+    "service": (check_settings, check_service_role, check_chain_keys, check_service_keys),
+    # the code location and its runs: the reader role, the sources, the warehouse, what leaves
+    "pipeline": (check_settings, check_reader_role, check_chain_keys, check_warehouse,
+                 check_lake, check_stream, check_checkpoint_bucket, check_datadog,
+                 check_tableau, check_dagster),
+    # the reports API: the warehouse it reads, its keys, the state database's timeline
+    "reports": (check_settings, check_reader_role, check_report_keys, check_warehouse),
+}
 
 
-def run(env: str | None = None) -> list[Finding]:
-    """Every finding for ``env`` (default: ``TOKENWATCH_ENV``), resolved as a run in ``env``
-    would resolve it; a check that raises unexpectedly is a failure of its own."""
+def run(env: str | None = None, component: str = "all") -> list[Finding]:
+    """Every finding for ``env`` (default: ``TOKENWATCH_ENV``) of the checks ``component``
+    needs (:data:`COMPONENTS`), resolved as a run in ``env`` would resolve it; a check that
+    raises unexpectedly is a failure of its own."""
+    checks = COMPONENTS[component]
     try:
         configured = config.env_name()
     except ValueError as error:
@@ -574,7 +621,7 @@ def run(env: str | None = None) -> list[Finding]:
     if configured is not None:
         findings = list(check_environment(env, configured))
     with config.setting_as("env", env):
-        for check in CHECKS:
+        for check in checks:
             try:
                 findings.extend(check(env))
             except Exception as error:  # noqa: BLE001 - one broken check never hides the rest
