@@ -130,7 +130,7 @@ use role SECURITYADMIN;
 -- -- LOADER: RAW and nothing else ------------------------------------------------------------
 -- to run its queries (auto-resume needs USAGE only, not OPERATE)
 grant usage on warehouse LOADING to role LOADER;
--- to resolve TOKENWATCH.RAW (USAGE only: no CREATE SCHEMA, see the known gap above)
+-- to resolve TOKENWATCH.RAW (USAGE only: no CREATE SCHEMA; tokenwatch never creates one that exists)
 grant usage on database TOKENWATCH to role LOADER;
 -- to resolve the raw tables
 grant usage on schema TOKENWATCH.RAW to role LOADER;
@@ -163,7 +163,7 @@ grant select on future tables in schema TOKENWATCH.REPORTS to role PIPELINE;
 -- -- REPORTER: the marts and the verdicts, read only; its own access log ---------------------
 -- to run its queries (shared with the people who read reports)
 grant usage on warehouse REPORTING to role REPORTER;
--- to resolve its schemas below (no CREATE SCHEMA: see the known gap above)
+-- to resolve its schemas below (no CREATE SCHEMA: tokenwatch never creates one that exists)
 grant usage on database TOKENWATCH to role REPORTER;
 -- the API queries the build marts and leaves out withheld days itself (reporting/api/app.py)
 grant usage on schema TOKENWATCH.ANALYTICS_WALLET to role REPORTER;
