@@ -6,7 +6,8 @@
 #   the reports API             tokenwatch reports serve --host 0.0.0.0 --port 8090
 #
 # Nothing secret is built in: keys, passwords and DSNs come from the environment at run time
-# (a Kubernetes Secret, deploy/helm/). Build: docker build -t tokenwatch:$(git rev-parse --short HEAD) .
+# (a Kubernetes Secret, deploy/helm/). Build:
+#   docker build --build-arg GIT_COMMIT=$(git rev-parse HEAD) -t tokenwatch:$(git rev-parse --short HEAD) .
 # tests/deploy/test_image.py checks this file without building it.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -29,6 +30,9 @@ RUN pip install -c requirements.lock .
 RUN TOKENWATCH_ENV=prod dagster-dbt project prepare-and-package --file orchestration/defs/dbt/project.py
 
 FROM ${PYTHON_IMAGE} AS runtime
+# The commit built (docker build --build-arg GIT_COMMIT=$(git rev-parse HEAD) .): the audit
+# packs record it, as a checkout's `git rev-parse HEAD` would (the image has no .git).
+ARG GIT_COMMIT=""
 # WeasyPrint's system libraries (the audit pack's PDF) and a font to set it in.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
@@ -48,7 +52,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     TOKENWATCH_ENV=prod \
-    TOKENWATCH_HOME=/var/lib/tokenwatch
+    TOKENWATCH_HOME=/var/lib/tokenwatch \
+    TOKENWATCH_GIT_COMMIT=${GIT_COMMIT}
 WORKDIR /app
 USER 10001:10001
 EXPOSE 4000 8080 8090

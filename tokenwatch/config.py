@@ -194,6 +194,10 @@ class Settings(BaseSettings):
     audit_pack_dir: Annotated[Path | None, Blank] = _var(
         "TOKENWATCH_AUDIT_PACK_DIR", None,
         "where the compliance job writes the audit packs (one folder per pack)")
+    git_commit: Annotated[str | None, Blank] = _var(
+        "TOKENWATCH_GIT_COMMIT", None,
+        "the commit the software was built from, recorded in each audit pack (the image sets "
+        "it from its `GIT_COMMIT` build argument)")
     audit_pack_bucket: Annotated[str | None, Blank] = _var(
         "TOKENWATCH_AUDIT_PACK_BUCKET", None,
         "an S3 bucket the compliance job also uploads each pack to, under the pack folder's "

@@ -25,12 +25,16 @@ def sha256(path: Path) -> str:
 
 
 def software_version() -> dict:
-    """tokenwatch's installed version, and the checkout's git commit when there is one."""
+    """tokenwatch's installed version, and the commit it was built from:
+    ``TOKENWATCH_GIT_COMMIT`` (an image has no checkout), else the checkout's, when there is
+    one."""
     try:
         version = metadata.version("tokenwatch")
     except metadata.PackageNotFoundError:
         version = "unknown (not installed)"
-    commit = None
+    commit = config.settings().git_commit
+    if commit:
+        return {"tokenwatch": version, "git_commit": commit}
     try:
         found = subprocess.run(["git", "rev-parse", "HEAD"], cwd=config.project_root(),
                                capture_output=True, text=True, timeout=10)

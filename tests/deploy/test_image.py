@@ -73,7 +73,8 @@ def _role_commands() -> list[list[str]]:
 def test_the_image_installs_from_the_lock_as_make_install_does():
     builder, final = stages()
     assert builder.name == "builder" and final.name == "runtime"
-    (python_arg,) = [i for i in instructions() if i.keyword == "ARG"]
+    (python_arg,) = [i for i in instructions() if i.keyword == "ARG"
+                     and i.value.startswith("PYTHON_IMAGE")]
     assert env_pairs(python_arg)["PYTHON_IMAGE"].startswith("python:3.11-slim")
     assert 'requires-python = ">=3.11' in (ROOT / "pyproject.toml").read_text()
     copies = [i.value for i in builder.all("COPY")]
@@ -322,3 +323,23 @@ def test_prepare_and_package_builds_the_manifest_in_a_clean_clone(tmp_path):
     assert json.loads(text)["metadata"]["adapter_type"] == "snowflake"
     assert (clone / "dbt_project" / "target" / "semantic_manifest.json").is_file()
     shutil.rmtree(clone)
+
+
+def test_the_image_records_the_commit_it_was_built_from(monkeypatch, tmp_path):
+    # an image has no .git: the audit packs' software version would name no commit without
+    # the build argument carried into the setting the manifest reads
+    from reporting.audit_pack.manifest import software_version
+
+    env = {}
+    for ins in runtime().instructions:
+        if ins.keyword == "ENV":
+            env.update(env_pairs(ins))
+    assert env.get("TOKENWATCH_GIT_COMMIT") == "${GIT_COMMIT}", env
+    assert any(ins.keyword == "ARG" and ins.value.startswith("GIT_COMMIT")
+               for ins in runtime().instructions)
+    monkeypatch.setenv("TOKENWATCH_GIT_COMMIT", "0123456789abcdef0123456789abcdef01234567")
+    assert software_version()["git_commit"] == "0123456789abcdef0123456789abcdef01234567"
+    monkeypatch.delenv("TOKENWATCH_GIT_COMMIT")
+    assert software_version()["git_commit"] == subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=config.project_root(), capture_output=True,
+        text=True, check=True).stdout.strip()
