@@ -40,6 +40,9 @@ from ingestion.records import ARROW_TYPES, quarantine_row, to_arrow
 from ingestion.warehouse.base import Warehouse
 
 STATE_KEY = "transitions:xact_watermark"
+#: Where a quarantined transition was: this prefix and its transition_id (raw.quarantine
+#: location), which the reconciliation counts as accounted for.
+QUARANTINE_PREFIX = "pg:token_state_transitions/"
 SOURCE_COLUMNS = [c.name for c in TRANSITIONS.columns if not c.name.startswith("_")]
 CHUNK_BYTES = 64 * 1024 * 1024
 _TIMESTAMPS = [c.name for c in TRANSITIONS.columns
@@ -188,6 +191,15 @@ def _rechunk(batches: Iterable[pa.RecordBatch], chunk_bytes: int) -> Iterator[pa
 _TS_MIN, _TS_MAX = -62_135_596_800_000_000, 253_402_300_799_999_999
 
 
+def out_of_range_sql() -> str:
+    """PostgreSQL's condition for a source row :func:`_out_of_range` refuses: a timestamp
+    before 0001-01-01 or after 9999-12-31 UTC, or infinite (the reconciliation asks it of the
+    rows quarantine names, so a forged quarantine entry accounts for nothing)."""
+    return "(" + " or ".join(
+        f"coalesce(not isfinite({c}) or {c} < '0001-01-01 00:00:00+00' "
+        f"or {c} > '9999-12-31 23:59:59.999999+00', false)" for c in _TIMESTAMPS) + ")"
+
+
 def _out_of_range(table: pa.Table) -> pa.Array | None:
     """A mask of the rows with a timestamp outside the raw layer's range, or ``None``."""
     mask = None
@@ -252,7 +264,7 @@ def load_transitions(source_dsn: str, wh: Warehouse,
 def _write(wh: Warehouse, source_dsn: str, table: pa.Table | None, final_xmin: int | None,
            result: TransitionsResult, chunk: int,
            inside_chunk: Callable[[int], None] | None) -> None:
-    now, prefix = datetime.now(UTC), "pg:token_state_transitions/"
+    now, prefix = datetime.now(UTC), QUARANTINE_PREFIX
     bad: list[dict] = []
     read = 0
     if table is not None and table.num_rows:

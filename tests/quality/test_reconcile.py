@@ -103,3 +103,59 @@ def test_an_empty_warehouse_before_any_load_passes(source_dsn, warehouse_factory
     result = reconcile_transitions(source_dsn, warehouse_factory("duckdb"))
     assert result.passed and result.metadata["watermark"] == 0
     assert result.metadata["source_rows"] == result.metadata["warehouse_rows"] == 0
+
+
+def _row_around_the_service(source_dsn: str, ref: str, when: str) -> int:
+    """A transition written straight into the log (not through the service) with an
+    impossible timestamp: the loader quarantines it; the append-only log keeps it forever."""
+    import psycopg
+
+    from tests.quality.conftest import HASH
+
+    with psycopg.connect(source_dsn) as conn:
+        conn.execute("insert into tokens values (%s, 'apple_pay', 'visa', 'hce', 'ref', "
+                     "'TokenRequested', 1, %s, now(), now())", [ref, HASH])
+        (tid,), = conn.execute(
+            "insert into token_state_transitions (token_ref, version, event_id, to_state, "
+            "actor, wallet_id, network, token_type, occurred_at, recorded_at, request_hash, "
+            "prev_hash, row_hash) values (%s, 1, %s, 'TokenRequested', 'wallet', 'apple_pay', "
+            "'visa', 'hce', %s::timestamptz, now(), %s, %s, %s) returning transition_id",
+            [ref, ref, when, HASH, HASH, HASH]).fetchall()
+    return tid
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_quarantined_source_row_is_accounted_for_not_a_failure_for_good(
+        target, source_dsn, warehouse_factory):
+    # Regression: the reconciliation ignored raw.quarantine, so one row the loader refused
+    # failed it on every run after, and the gate withheld every day from then on.
+    write_token(source_dsn, "tok-a", FUNNEL)
+    tid = _row_around_the_service(source_dsn, "tok-inf", "infinity")
+    wh = warehouse_factory(target)
+    _load_all(source_dsn, wh, 4)
+    assert wh.query("select location from raw.quarantine") == [(f"pg:token_state_transitions/"
+                                                                 f"{tid}",)]
+    result = reconcile_transitions(source_dsn, wh)
+    assert result.passed, result.summary
+    assert result.metadata["source_rows_quarantined"] == 1
+    assert result.metadata["quarantined_transition_ids"] == [tid]
+    assert "1 more in raw.quarantine" in result.summary
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_forged_quarantine_entry_does_not_hide_a_deleted_row(target, source_dsn,
+                                                               warehouse_factory):
+    # someone with the warehouse's write rights deletes a loaded row and files a quarantine
+    # entry for it: the source row is an ordinary one, so it still counts, and the check fails
+    write_token(source_dsn, "tok-a", FUNNEL)
+    wh = warehouse_factory(target)
+    _load_all(source_dsn, wh, 4)
+    (tid,), = wh.query("select transition_id from raw.token_state_transitions "
+                       "where version = 4")
+    wh.execute("delete from raw.token_state_transitions where transition_id = %s", [tid])
+    wh.execute("insert into raw.quarantine (source, location, raw_text, reason) values "
+               "('token_state_transitions', %s, '{}', 'field occurred_at is out of range')",
+               [f"pg:token_state_transitions/{tid}"])
+    result = reconcile_transitions(source_dsn, wh)
+    assert not result.passed, result.summary
+    assert result.metadata["difference"] == -1
