@@ -36,7 +36,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from state_service import chain
-from state_service.verify import CheckpointRow, Finding
+from state_service.verify import CannotVerify, CheckpointRow, Finding
 from tokenwatch import config
 
 FORMAT = "tokenwatch-checkpoint-v1"
@@ -153,6 +153,13 @@ def take_checkpoint(dsn: str, s3, bucket: str, keys: tuple[str, Mapping[str, byt
                 " order by token_ref collate \"C\", version, transition_id", [str(xact_from)])
             for row in cur:
                 key = keyring.get(row["key_id"]) if row["key_id"] else None
+                if row["key_id"] and key is None:
+                    # a checkpoint is locked for years: one that called every row of a
+                    # removed key unsealed would stand for good; take none instead
+                    raise CannotVerify(
+                        f"a row of token {row['token_ref']} is sealed with key id "
+                        f"{row['key_id']!r}, which TOKENWATCH_CHAIN_KEYS does not hold: no "
+                        "checkpoint taken (keep every key that ever sealed rows)")
                 sealed = key is not None and chain.row_mac(key, row) == row["row_mac"]
                 line = json.dumps([row["token_ref"], row["version"], row["transition_id"],
                                    row["row_hash"], chain.content_hash(row), sealed])
@@ -215,8 +222,12 @@ def check_sequence(checkpoints: list[Checkpoint], s3, bucket: str,
         except (OSError, EOFError, ValueError):
             lines = 0
         key = keyring.get(cp.key_id)
-        if (not lines or digest.hexdigest() != cp.digest or key is None
-                or _seal(key, cp.digest) != cp.seal):
+        if key is None:  # not a forgery: this verifier cannot judge it
+            os.unlink(tmp.name)
+            raise CannotVerify(f"{where} is sealed with key id {cp.key_id!r}, which "
+                               "TOKENWATCH_CHAIN_KEYS does not hold (keep every key that ever "
+                               "sealed rows or checkpoints)")
+        if not lines or digest.hexdigest() != cp.digest or _seal(key, cp.digest) != cp.seal:
             os.unlink(tmp.name)
             findings.append(Finding("checkpoint_missing", "(checkpoints)", None,
                                     f"{where}: its digest or seal does not match"))

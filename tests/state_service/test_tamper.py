@@ -179,3 +179,23 @@ def test_since_a_checkpoint_only_the_tokens_written_since_are_verified(recorded,
 
     with pytest.raises(CannotVerify, match="no checkpoint 7"):
         verify_log(dsn, KEYS[1], s3, bucket, since=7)
+
+
+def test_a_removed_key_stops_the_checkpoint_and_the_verify_without_a_false_finding(
+        recorded, audit_bucket):
+    # An operator rotates and drops a key still in use. A checkpoint then recorded every row
+    # that key sealed as unsealed, locked for years; verify called a checkpoint sealed with a
+    # dropped key "checkpoint_missing", which reads as tampering. Both must say "could not
+    # check", and write nothing.
+    from state_service.verify import CannotVerify
+
+    dsn, refs = recorded  # rows sealed with k2026
+    s3, bucket = audit_bucket
+    only_old = {"k2025": KEYS[1]["k2025"]}
+    with pytest.raises(CannotVerify, match="sealed with key id 'k2026'.*no checkpoint taken"):
+        take_checkpoint(dsn, s3, bucket, ("k2025", only_old))
+    assert list_checkpoints(s3, bucket) == []  # nothing written, nothing locked
+    take_checkpoint(dsn, s3, bucket, ("k2025", KEYS[1]))  # sealed with k2025
+    assert verify_log(dsn, KEYS[1], s3, bucket).ok
+    with pytest.raises(CannotVerify, match="checkpoint 1 is sealed with key id 'k2025'"):
+        verify_log(dsn, {"k2026": KEYS[1]["k2026"]}, s3, bucket)
