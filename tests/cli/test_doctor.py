@@ -92,6 +92,7 @@ def prod_setup(local_stack, pg_dsn, tableau, tmp_path_factory) -> dict[str, str]
         "TOKENWATCH_TABLEAU_TOKEN_NAME": TOKEN_NAME,
         "TOKENWATCH_TABLEAU_TOKEN_SECRET": TOKEN_SECRET,
         "DAGSTER_HOME": str(dagster_home),
+        "TOKENWATCH_PARTITIONS_START": os.environ["TOKENWATCH_PARTITIONS_START"],  # conftest
     }
 
 
@@ -109,7 +110,7 @@ def test_a_working_production_setup_passes_every_check(prod):
     findings = doctor_checks.run("prod")
     assert {f.status for f in findings} == {"pass"}, [f for f in findings if f.status != "pass"]
     assert set(statuses(findings)) == {
-        "environment", "settings", "postgres: service role", "postgres: reader role",
+        "environment", "settings", "partitions", "postgres: service role", "postgres: reader role",
         "postgres: migrations", "chain keys", "state service keys", "reports API keys",
         "warehouse: duckdb", "warehouse: read replica", "s3: lake", "kinesis: stream",
         "s3: checkpoint bucket", "datadog", "tableau", "dagster instance"}
@@ -231,6 +232,14 @@ def lax_database(pg_server):
     migrate(dsn)
     yield dsn
     drop_database(pg_server, name)
+
+
+def test_partitions_that_move_every_day_are_a_warning(prod, monkeypatch):
+    monkeypatch.delenv("TOKENWATCH_PARTITIONS_START")
+    findings = doctor_checks.run("prod")
+    moving = finding(findings, "partitions")
+    assert moving.status == "warn" and "move every day" in moving.detail, moving
+    assert {f.status for f in findings} == {"pass", "warn"}  # a warning does not fail
 
 
 def test_roles_granted_too_much_fail(prod, lax_database, monkeypatch):
@@ -399,7 +408,8 @@ def test_each_part_is_checked_with_only_its_own_secrets(prod, monkeypatch):
     monkeypatch.setenv("TOKENWATCH_WAREHOUSE", "snowflake")  # no credentials here
     service = doctor_checks.run("prod", "service")
     assert {f.status for f in service} == {"pass"}, service
-    assert set(statuses(service)) == {"environment", "settings", "postgres: service role",
+    assert set(statuses(service)) == {"environment", "settings", "partitions",
+                                      "postgres: service role",
                                       "chain keys", "state service keys"}
     # the same pod checked as the pipeline is not ready, and says why
     pipeline = statuses(doctor_checks.run("prod", "pipeline"))

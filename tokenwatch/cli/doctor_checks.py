@@ -68,8 +68,16 @@ def check_settings(env: str) -> Iterator[Finding]:
             bad.append(_first_line(error))
     if bad:
         yield Finding("settings", FAIL, "; ".join(bad), "correct the variables named")
-    else:
-        yield Finding("settings", PASS, f"every TOKENWATCH_* / DD_* setting parses ({env})")
+        return
+    yield Finding("settings", PASS, f"every TOKENWATCH_* / DD_* setting parses ({env})")
+    if env == "prod":
+        if s.partitions_start is None:
+            yield Finding("partitions", WARN, "TOKENWATCH_PARTITIONS_START is unset: the daily "
+                                              "partitions start 30 days before the code "
+                                              "location loaded, and move every day",
+                          "set TOKENWATCH_PARTITIONS_START to the first day of data")
+        else:
+            yield Finding("partitions", PASS, f"daily partitions from {s.partitions_start}")
 
 
 def check_environment(env: str, configured: str | None = None) -> Iterator[Finding]:
