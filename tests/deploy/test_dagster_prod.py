@@ -28,6 +28,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from orchestration.resources import WAREHOUSE_POOL
 from tests.deploy.dockerfile import runtime_uid
+from tests.deploy.tree import leaves
 from tokenwatch.postgres import drop_database, ensure_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,21 +64,10 @@ def test_storage_is_postgres_with_every_credential_from_the_environment():
     assert db["params"]["sslmode"] == "verify-full"
 
 
-def _walk(node, path=()):
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _walk(value, (*path, str(key)))
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            yield from _walk(value, (*path, str(i)))
-    else:
-        yield path, node
-
-
 def test_no_value_is_a_literal_secret():
     assert SECRETISH.fullmatch("password") and SECRETISH.fullmatch("postgres_url")
     assert not SECRETISH.fullmatch("key")  # a tag limit's key
-    for path, value in _walk(PROD):
+    for path, value in leaves(PROD):
         if path[-1] != "env" and SECRETISH.fullmatch(path[-1]) and isinstance(value, str):
             pytest.fail(f"{'.'.join(path)} is a literal; give it as {{env: NAME}}")
         if isinstance(value, str):

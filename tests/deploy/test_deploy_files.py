@@ -30,6 +30,7 @@ from tests.deploy.dockerfile import (
     secret_name,
     tokenwatch_params,
 )
+from tests.deploy.tree import leaves
 from tokenwatch import config
 
 DEPLOY = ROOT / "deploy"
@@ -102,17 +103,6 @@ def test_every_setting_the_files_name_exists():
     assert unknown == {}, "not settings of tokenwatch/config.py"
 
 
-def _walk(node, path=()):
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _walk(value, (*path, str(key)))
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            yield from _walk(value, (*path, str(i)))
-    else:
-        yield path, node
-
-
 def _env_entries(node):
     """Every ``env:`` list item (``{name, value | valueFrom}``) in a parsed manifest."""
     if isinstance(node, dict):
@@ -135,7 +125,7 @@ def test_no_secret_is_written_in_a_file(name):
         for entry in _env_entries(document):
             if secret_name(entry["name"]):
                 assert "value" not in entry, f"{entry['name']}: from a Secret, not a literal"
-        for keys, value in _walk(document):
+        for keys, value in leaves(document):
             key = keys[-1] if keys else ""
             if isinstance(value, str) and value and key != "env" and re.search(
                     r"(password|passphrase|secret|token|apikey|api_?key)$", key, re.I):

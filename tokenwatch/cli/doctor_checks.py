@@ -15,6 +15,7 @@ will find the same thing, not that some other path works.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,15 +157,23 @@ def _log_table_present(conn) -> None:
                      "run `tokenwatch db migrate` as the admin (TOKENWATCH_PG_DSN)")
 
 
+@contextmanager
+def _as_role(role: str, env: str) -> Iterator[tuple[str, psycopg.Connection]]:
+    """The state database as ``role`` connects to it (its DSN, the connection), once checked
+    that the role is who it says, not a superuser, and that the log exists."""
+    dsn_env = roles.DSN_ENV[role]
+    dsn = _role_dsn(role, env)
+    with _connect(dsn, "the state database", f"check {dsn_env} (or TOKENWATCH_PG_DSN) and "
+                  "that the server is reachable") as conn:
+        _not_superuser(conn, role, dsn_env)
+        _log_table_present(conn)
+        yield dsn, conn
+
+
 def check_service_role(env: str) -> Iterator[Finding]:
     name = "postgres: service role"
-    dsn_env = roles.DSN_ENV[roles.SERVICE]
     try:
-        dsn = _role_dsn(roles.SERVICE, env)
-        with _connect(dsn, "the state database", f"check {dsn_env} (or TOKENWATCH_PG_DSN) and "
-                      "that the server is reachable") as conn:
-            _not_superuser(conn, roles.SERVICE, dsn_env)
-            _log_table_present(conn)
+        with _as_role(roles.SERVICE, env) as (dsn, conn):
             can = {p: _privilege(conn, roles.LOG_TABLE, p)
                    for p in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")}
         too_much = [p for p in ("UPDATE", "DELETE", "TRUNCATE") if can[p]]
@@ -183,13 +192,8 @@ def check_service_role(env: str) -> Iterator[Finding]:
 
 def check_reader_role(env: str) -> Iterator[Finding]:
     name = "postgres: reader role"
-    dsn_env = roles.DSN_ENV[roles.READER]
     try:
-        dsn = _role_dsn(roles.READER, env)
-        with _connect(dsn, "the state database", f"check {dsn_env} (or TOKENWATCH_PG_DSN) and "
-                      "that the server is reachable") as conn:
-            _not_superuser(conn, roles.READER, dsn_env)
-            _log_table_present(conn)
+        with _as_role(roles.READER, env) as (dsn, conn):
             writes = [f"{p} on {t}" for t in (roles.LOG_TABLE, roles.TOKENS_TABLE)
                       for p in ("INSERT", "UPDATE", "DELETE") if _privilege(conn, t, p)]
             if writes:
