@@ -11,6 +11,27 @@
   quantile_cont({{ expr }}, {{ fraction }})
 {%- endmacro %}
 
+{#- A latency percentile of the operational KPIs (API Gateway latency, Lambda duration and the
+    wallets' provisioning latency, p50/p95/p99): approximate where the warehouse makes that
+    cheaper at scale, exact elsewhere. Snowflake's APPROX_PERCENTILE (t-digest, with a
+    constant relative error by Snowflake's documentation, small for the large groups of a
+    production day; Datadog's own distribution percentiles are sketches too) avoids the sort
+    per group of PERCENTILE_CONT. On DuckDB approx_quantile measured slower than quantile_cont (0.6-1.1 s
+    against 0.3-0.5 s for wallet_service_daily at 1M tokens), and PostgreSQL has none: both
+    stay exact. Every other percentile (time to activate, state durations) is exact on every
+    target: partners and auditors read those. -#}
+{% macro latency_percentile(expr, fraction) -%}
+  {{ return(adapter.dispatch('latency_percentile', 'tokenwatch')(expr, fraction)) }}
+{%- endmacro %}
+
+{% macro default__latency_percentile(expr, fraction) -%}
+  {{ percentile(expr, fraction) }}
+{%- endmacro %}
+
+{% macro snowflake__latency_percentile(expr, fraction) -%}
+  approx_percentile({{ expr }}, {{ fraction }})
+{%- endmacro %}
+
 
 {#- Round a floating-point value to `digits` decimals (half up), as a float. The same
     IEEE arithmetic on every target, so DuckDB and PostgreSQL agree to the last digit

@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', unique_key='request_id') }}
+{{ config(materialized='incremental', unique_key='request_id', cluster_by=['request_date']) }}
 {#- One row per API Gateway request, with the Lambda invocation that served it. Incremental: a
     run (re)computes the requests whose gateway record is new, or whose Lambda record arrived
     since (the two come in different S3 objects, in either order): the loads committed since

@@ -2,7 +2,7 @@
     milestones from the transition log, and the wallet's API calls and ID&V from wallet events
     (a request the wallet retried after 4xx/5xx errors is still one request). Incremental: a
     run recomputes the tokens with transitions or provisioning events loaded since the last. -#}
-{{ config(materialized='incremental', unique_key='token_ref') }}
+{{ config(materialized='incremental', unique_key='token_ref', cluster_by=['token_ref']) }}
 {%- set provisioning_events = ['provision_request', 'provision_response', 'idv_challenge',
                                'idv_result'] %}
 with

@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', unique_key='token_ref') }}
+{{ config(materialized='incremental', unique_key='token_ref', cluster_by=['token_ref']) }}
 {#- One row per token with transitions: its latest transition (the state it is in now).
     Incremental: a run recomputes the tokens with transitions loaded since the last run. Ties
     (a forked chain: two rows with one version) go to the later transition_id. -#}

@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', unique_key='token_ref') }}
+{{ config(materialized='incremental', unique_key='token_ref', cluster_by=['token_ref']) }}
 {#- One row per token and state visit: entered with a transition, left with the next one.
     Incremental: a run recomputes every span of the tokens with transitions loaded since the
     last run (a new transition closes the token's open span) and replaces the token's rows

@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', unique_key='transition_id') }}
+{{ config(materialized='incremental', unique_key='transition_id', cluster_by=['token_ref']) }}
 {#- The deduplicated transition log, materialized incrementally: each run copies the rows of
     the loads committed since the last one (load_seq above the highest here: loads are
     numbered in commit order, so a load that commits late is still read) and stamps them with

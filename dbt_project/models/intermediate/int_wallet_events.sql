@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', unique_key='event_id') }}
+{{ config(materialized='incremental', unique_key='event_id', cluster_by=['cast(event_time as date)']) }}
 {#- The deduplicated wallet events, materialized incrementally (see int_token_transitions):
     one staging pass per build, a table downstream. Flags rows whose text may hold a
     card number (pan_candidate_pattern), the candidates of the card-number scan. -#}

@@ -27,7 +27,7 @@
     highest this model holds (checkpoint_load_seq; loads are numbered in commit order, so a
     checkpoint load that commits after a run started is read by the next one, which a filter
     on its _loaded_at against the run's start missed). -#}
-{{ config(materialized='incremental', unique_key='token_ref') }}
+{{ config(materialized='incremental', unique_key='token_ref', cluster_by=['token_ref']) }}
 {%- set text = dbt.type_string() %}
 with
 

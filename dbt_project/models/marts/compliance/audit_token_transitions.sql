@@ -8,7 +8,7 @@
     the same on every run. Incremental: a run re-verifies the whole chain of every token with
     transitions or checkpoint records loaded since the last run, and replaces the token's rows
     whole (delete+insert by token_ref): a row gone upstream leaves no verdict behind. -#}
-{{ config(materialized='incremental', unique_key='token_ref') }}
+{{ config(materialized='incremental', unique_key='token_ref', cluster_by=['token_ref']) }}
 {%- set verifiable = hash_verifiable_in_sql() -%}
 with
 

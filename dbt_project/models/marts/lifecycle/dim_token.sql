@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', unique_key='token_ref') }}
+{{ config(materialized='incremental', unique_key='token_ref', cluster_by=['token_ref']) }}
 {#- One row per token with at least one transition: current state, wallet, network, type, key
     provisioning dates, and when it was first and last seen in any source. Incremental: a run
     recomputes the tokens with transitions or wallet events loaded since the last run. -#}

@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', unique_key='transition_id') }}
+{{ config(materialized='incremental', unique_key='transition_id', cluster_by=['cast(occurred_at as date)']) }}
 {#- One row per recorded transition. Incremental: each run adds (or replaces, by
     transition_id) the rows int_token_transitions copied since this model's last run. -#}
 with

@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', unique_key='token_ref') }}
+{{ config(materialized='incremental', unique_key='token_ref', cluster_by=['token_ref']) }}
 {#- One row per provisioning request (a token's TokenRequested) with its decision, outcome,
     timings and the wallet's API calls. Incremental: a run replaces the requests recomputed
     upstream since the last run. -#}

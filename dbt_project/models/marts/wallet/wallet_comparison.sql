@@ -56,7 +56,7 @@ service as (
         wallet_id,
         count(*) as api_requests,
         {{ count_if('is_client_error or is_server_error') }} as api_errors,
-        {{ round_to(percentile('latency_ms', 0.95), 3) }} as gateway_latency_p95_ms
+        {{ round_to(latency_percentile('latency_ms', 0.95), 3) }} as gateway_latency_p95_ms
 
     from api_requests
     group by wallet_id

@@ -22,14 +22,14 @@ gateway_daily as (
         count(*) as api_requests,
         {{ count_if('is_client_error') }} as client_errors,
         {{ count_if('is_server_error') }} as server_errors,
-        {{ round_to(percentile('latency_ms', 0.5), 3) }} as gateway_latency_p50_ms,
-        {{ round_to(percentile('latency_ms', 0.95), 3) }} as gateway_latency_p95_ms,
-        {{ round_to(percentile('latency_ms', 0.99), 3) }} as gateway_latency_p99_ms,
+        {{ round_to(latency_percentile('latency_ms', 0.5), 3) }} as gateway_latency_p50_ms,
+        {{ round_to(latency_percentile('latency_ms', 0.95), 3) }} as gateway_latency_p95_ms,
+        {{ round_to(latency_percentile('latency_ms', 0.99), 3) }} as gateway_latency_p99_ms,
         {{ count_if('has_lambda_record') }} as lambda_invocations,
         {{ count_if('lambda_error_message is not null') }} as lambda_errors,
-        {{ round_to(percentile('lambda_duration_ms', 0.5), 3) }} as lambda_duration_p50_ms,
-        {{ round_to(percentile('lambda_duration_ms', 0.95), 3) }} as lambda_duration_p95_ms,
-        {{ round_to(percentile('lambda_duration_ms', 0.99), 3) }} as lambda_duration_p99_ms,
+        {{ round_to(latency_percentile('lambda_duration_ms', 0.5), 3) }} as lambda_duration_p50_ms,
+        {{ round_to(latency_percentile('lambda_duration_ms', 0.95), 3) }} as lambda_duration_p95_ms,
+        {{ round_to(latency_percentile('lambda_duration_ms', 0.99), 3) }} as lambda_duration_p99_ms,
         {{ round_to('sum(lambda_billed_duration_ms)', 3) }} as lambda_billed_duration_ms
 
     from api_requests
@@ -44,9 +44,9 @@ provisioning_daily as (
         cast(event_time as date) as activity_date,
         count(*) as provisioning_responses,
         {{ count_if('http_status >= 400') }} as provisioning_error_responses,
-        {{ round_to(percentile('latency_ms', 0.5), 3) }} as provisioning_latency_p50_ms,
-        {{ round_to(percentile('latency_ms', 0.95), 3) }} as provisioning_latency_p95_ms,
-        {{ round_to(percentile('latency_ms', 0.99), 3) }} as provisioning_latency_p99_ms
+        {{ round_to(latency_percentile('latency_ms', 0.5), 3) }} as provisioning_latency_p50_ms,
+        {{ round_to(latency_percentile('latency_ms', 0.95), 3) }} as provisioning_latency_p95_ms,
+        {{ round_to(latency_percentile('latency_ms', 0.99), 3) }} as provisioning_latency_p99_ms
 
     from wallet_events
     where event_type = 'provision_response'
