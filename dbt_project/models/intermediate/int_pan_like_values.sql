@@ -1,9 +1,12 @@
-{#- Card-number-like values anywhere in the raw layer's text (through staging, and the
-    incremental copies of the two big tables): one row per cell holding at least one PAN-like
+{#- Card-number-like values anywhere in the raw layer's text (the incremental copies of the
+    two big tables, every raw copy of the lake's log records, and the small tables through
+    staging): one row per cell holding at least one PAN-like
     run, by the rule of tokenwatch/pan.py (pan_like_runs: normalised text, 13-19 digits
     written contiguously or in printed groups, first digit 2-6, Luhn). Only the masked value
     (first six, last four) is kept. Hex digests (prev_hash, row_hash, etag) are not scanned:
-    a sha256 or md5 in hex is not free text and has digit runs by chance.
+    a sha256 or md5 in hex is not free text and has digit runs by chance. The log records are
+    read before the staging dedupe (base models): a card number in a re-delivered copy is in
+    the warehouse too, and the scan skips the window that picks the first copy.
     On PostgreSQL the query runs without JIT: its estimated cost gets it compiled, and
     compiling its many expressions takes seconds to minutes for a query that runs in less. -#}
 {{ config(pre_hook=['set local jit = off'] if target.type == 'postgres' else []) }}
@@ -21,11 +24,11 @@
                  'token_type', 'decision', 'error_code', 'idv_method', 'idv_outcome',
                  'currency', 'merchant_category', 'new_state', 'reason_code', 'actor',
                  'extra_json', 'shard_id', 'sequence_number', 'source_location']},
-    {'table': 'apigw_logs', 'model': 'stg_data_lake__apigw_logs',
+    {'table': 'apigw_logs', 'model': 'base_data_lake__apigw_logs',
      'location': 'source_location', 'observed_at': 'requested_at', 'token_ref': 'null',
      'wallet_id': 'wallet_id',
      'columns': ['request_id', 'route', 'wallet_id', 'extra_json', 'source_location']},
-    {'table': 'lambda_logs', 'model': 'stg_data_lake__lambda_logs',
+    {'table': 'lambda_logs', 'model': 'base_data_lake__lambda_logs',
      'location': 'source_location', 'observed_at': 'invoked_at', 'token_ref': 'null',
      'wallet_id': 'null',
      'columns': ['request_id', 'function_name', 'error_message', 'extra_json',
