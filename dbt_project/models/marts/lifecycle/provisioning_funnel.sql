@@ -4,7 +4,13 @@
 {%- set steps = var('provisioning_funnel_states') -%}
 with
 
-transitions as {{ not_materialized() }} (
+spans as (
+
+    select * from {{ ref('int_token_lifecycle_spans') }}
+
+),
+
+transitions as (
 
     select * from {{ ref('int_token_transitions') }}
 
@@ -32,13 +38,17 @@ steps as (
 
 reached as (
 
+    -- the tokens that reached each state: each token's first visit to it (a count, not a
+    -- distinct count over the whole log, which sorts or hashes every transition; a token's
+    -- wallet is fixed, so its first visit carries it)
     select
         wallet_id,
-        to_state as state,
-        count(distinct token_ref) as tokens_reached
+        state,
+        count(*) as tokens_reached
 
-    from transitions
-    group by wallet_id, to_state
+    from spans
+    where state_visit_number = 1
+    group by wallet_id, state
 
 ),
 
