@@ -47,6 +47,12 @@ class SnowflakeBuild:
         cur.execute(query)
         return cur.fetchall()
 
+    def ran_sql(self, model_path: str) -> str:
+        """The SQL the build ran for the model at ``model_path`` (its file in the project),
+        lower case, whitespace collapsed to single spaces."""
+        ran = self.build.target_path / "run" / "tokenwatch" / model_path
+        return " ".join(ran.read_text().lower().split())
+
 
 @pytest.fixture(scope="module")
 def snowflake_build(world, fakesnow_server: dict, tmp_path_factory) -> Iterator[SnowflakeBuild]:
@@ -161,9 +167,8 @@ def test_every_incremental_model_is_clustered_on_snowflake(snowflake_build: Snow
     assert unclustered == [], unclustered
     assert incremental["audit_token_transitions"]["config"]["cluster_by"] == ["token_ref"]
     for name, node in incremental.items():
-        ran = (target / "run" / "tokenwatch" / node["original_file_path"]).read_text().lower()
         keys = ", ".join(node["config"]["cluster_by"]).lower()
-        assert f"cluster by ({keys})" in " ".join(ran.split()), name
+        assert f"cluster by ({keys})" in snowflake_build.ran_sql(node["original_file_path"]), name
 
 
 def test_latency_percentiles_are_approximate_on_snowflake(snowflake_build: SnowflakeBuild):
@@ -173,11 +178,10 @@ def test_latency_percentiles_are_approximate_on_snowflake(snowflake_build: Snowf
     world's groups are small (tens of requests a wallet-day, where a digest's tail is coarse):
     so the values are only checked to be a p95 of their group (between its exact median and
     its maximum), not for Snowflake's accuracy."""
-    target = snowflake_build.build.target_path / "run" / "tokenwatch" / "models" / "marts"
-    service = " ".join((target / "wallet" / "wallet_service_daily.sql").read_text().lower().split())
+    service = snowflake_build.ran_sql("models/marts/wallet/wallet_service_daily.sql")
     assert "approx_percentile(latency_ms, 0.95)" in service
     assert "percentile_cont" not in service
-    provisioning = (target / "wallet" / "wallet_provisioning_daily.sql").read_text().lower()
+    provisioning = snowflake_build.ran_sql("models/marts/wallet/wallet_provisioning_daily.sql")
     assert "percentile_cont" in provisioning and "approx_percentile" not in provisioning
     got = {(w, str(d)): p95 for w, d, p95 in snowflake_build.rows(
         f"select wallet_id, activity_date, gateway_latency_p95_ms from {DATABASE}."
