@@ -16,9 +16,9 @@
     cheaper at scale, exact elsewhere. Snowflake's APPROX_PERCENTILE (t-digest, with a
     constant relative error by Snowflake's documentation, small for the large groups of a
     production day; Datadog's own distribution percentiles are sketches too) avoids the sort
-    per group of PERCENTILE_CONT. On DuckDB approx_quantile measured slower than quantile_cont (0.6-1.1 s
-    against 0.3-0.5 s for wallet_service_daily at 1M tokens), and PostgreSQL has none: both
-    stay exact. Every other percentile (time to activate, state durations) is exact on every
+    per group of PERCENTILE_CONT. On DuckDB approx_quantile measured slower than
+    quantile_cont (0.6-1.1 s against 0.3-0.5 s for wallet_service_daily at 1M tokens), and
+    PostgreSQL has none: both stay exact. Every other percentile (time to activate, state durations) is exact on every
     target: partners and auditors read those. -#}
 {% macro latency_percentile(expr, fraction) -%}
   {{ return(adapter.dispatch('latency_percentile', 'tokenwatch')(expr, fraction)) }}

@@ -1,8 +1,8 @@
 {#- Card-number-like values anywhere in the raw layer's text (the incremental copies of the
     two big tables, every raw copy of the lake's log records, and the small tables through
-    staging): one row per cell holding at least one PAN-like
-    run, by the rule of tokenwatch/pan.py (pan_like_runs: normalised text, 13-19 digits
-    written contiguously or in printed groups, first digit 2-6, Luhn). Only the masked value
+    staging): one row per cell holding at least one PAN-like run, by the rule of
+    tokenwatch/pan.py (pan_like_runs: normalised text, 13-19 digits written contiguously or in
+    printed groups, first digit 2-6, Luhn). Only the masked value
     (first six, last four) is kept. Hex digests (prev_hash, row_hash, etag) are not scanned:
     a sha256 or md5 in hex is not free text and has digit runs by chance. The log records are
     read before the staging dedupe (base models): a card number in a re-delivered copy is in
