@@ -22,6 +22,7 @@ from state_service import lifecycle
 from state_service.auth_failures import AuthFailures
 from state_service.batch_writer import BatchWriter, Item
 from state_service.fast_path import WriteFastPath
+from state_service.group_commit import GroupCommit
 from state_service.guard import Guard
 from state_service.metrics import RequestTiming, ServiceMetrics
 from state_service.migrate import migrate
@@ -93,6 +94,7 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
                                kwargs={"autocommit": True, "prepare_threshold": None})
     store = TransitionStore(pool)
     batches = BatchWriter(store)
+    writes = GroupCommit(store, batches, config.service_write_groups())
     # the refused-requests recorder writes from a thread of its own, through a pool of its own
     refused_pool = ConnectionPool(dsn, min_size=1, max_size=2, open=False, timeout=5,
                                   reconnect_timeout=0, name="tokenwatch-state-refused")
@@ -121,10 +123,11 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
                   telemetry=tracing.FASTAPI_TELEMETRY_OFF)
     tracing.instrument(app, tracing.STATE_SERVICE)  # off unless DD_TRACE_ENABLED (README)
     app.state.store = store
+    app.state.writes = writes
     app.state.auth_failures = refused
     routes: dict[str, object] = {}  # filled below, once the routes exist
     if fast_path:
-        app.add_middleware(WriteFastPath, store=store, answer=lambda o: _record(o),
+        app.add_middleware(WriteFastPath, writes=writes, answer=lambda o: _record(o),
                            refused=store_error_body, data_error=DATA_ERROR, routes=routes)
     app.add_middleware(Guard, write_keys=keys, read_keys=readers, max_body_bytes=limit,
                        refused=refused.record)
@@ -197,7 +200,7 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
                   "model": ErrorBody, "description": "token_exists or event_id_conflict"}})
     async def create_token(body: CreateToken):
         """Create a token in TokenRequested. Replaying the same event_id answers 200."""
-        return _answer(await store.create_token(body))
+        return _answer(await writes.create_token(body))
 
     @app.post("/v1/tokens/{token_ref}/transitions", status_code=201, response_model=TokenState,
               operation_id="post_transition", dependencies=secured,
@@ -209,7 +212,7 @@ def create_app(dsn: str, api_keys: Iterable[str] | None = None,
                                        "event_id_conflict"}})
     async def post_transition(token_ref: TokenRefPath, body: TransitionRequest):
         """Move a token to ``to_state``. Illegal moves answer 409 with the allowed states."""
-        return _answer(await store.transition(token_ref, body))
+        return _answer(await writes.transition(token_ref, body))
 
     @app.post("/v1/batch", response_model=BatchResponse, operation_id="post_batch",
               dependencies=secured, responses=write_errors)

@@ -34,6 +34,7 @@ from state_service import chain, lifecycle
 from state_service.lifecycle import State
 from state_service.schemas import CreateToken, TransitionRequest
 from state_service.store import (
+    NOT_MIGRATED,
     DatabaseUnavailable,
     EventIdConflict,
     IllegalTransitionError,
@@ -108,6 +109,8 @@ class BatchWriter:
                     raise
             except psycopg.DataError:
                 return await self._one_by_one(items)
+            except (errors.UndefinedTable, errors.UndefinedFunction) as exc:
+                raise DatabaseUnavailable(NOT_MIGRATED) from exc
             except (psycopg.OperationalError, PoolTimeout) as exc:
                 if attempt == 2 or isinstance(exc, PoolTimeout):
                     raise DatabaseUnavailable(

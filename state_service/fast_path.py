@@ -3,11 +3,12 @@
 ``POST /v1/tokens`` and ``POST /v1/tokens/{token_ref}/transitions`` are most of the
 service's traffic. When such a request is valid (a JSON body the contract's own models accept,
 validated by pydantic-core straight from the bytes, and a token_ref the path's rule accepts),
-this middleware calls the store and answers itself, with the same bodies and statuses the
-routes give (``app._record`` and ``app.store_error_body`` build them). Anything else (another
-route, another content type, a body or path the models refuse) goes to FastAPI untouched, with
-its body replayed, so every error answer is still FastAPI's own, exactly as documented in
-``/openapi.json``. It sits inside the Guard: the key and the body limit were checked already.
+this middleware hands it to the worker's writes (``GroupCommit``) and answers itself, with the
+same bodies and statuses the routes give (``app._record`` and ``app.store_error_body`` build
+them). Anything else (another route, another content type, a body or path the models refuse)
+goes to FastAPI untouched, with its body replayed, so every error answer is still FastAPI's
+own, exactly as documented in ``/openapi.json``. It sits inside the Guard: the key and the body
+limit were checked already.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import orjson
 import psycopg
 from pydantic import ValidationError
 
+from state_service.group_commit import GroupCommit
 from state_service.guard import replay_body
 from state_service.schemas import IDENTIFIER, CreateToken, TransitionRequest
-from state_service.store import Outcome, StoreError, TransitionStore
+from state_service.store import Outcome, StoreError
 from tokenwatch.pan import looks_like_pan
 
 _TOKEN_REF = re.compile(IDENTIFIER)
@@ -29,11 +31,11 @@ _PREFIX, _SUFFIX = "/v1/tokens/", "/transitions"
 
 
 class WriteFastPath:
-    def __init__(self, app, store: TransitionStore,
+    def __init__(self, app, writes: GroupCommit,
                  answer: Callable[[Outcome], tuple[int, dict]],
                  refused: Callable[[StoreError], tuple[int, dict]],
                  data_error: dict, routes: dict[str, object]):
-        self.app, self.store = app, store
+        self.app, self.writes = app, writes
         self.answer, self.refused, self.data_error = answer, refused, data_error
         self.routes = routes  # operation name -> the FastAPI route (for metrics and traces)
         self.answered = 0  # requests this door answered itself (tests read it)
@@ -60,8 +62,8 @@ class WriteFastPath:
             return
         scope["route"] = self.routes[kind]
         try:
-            outcome = (await self.store.create_token(model) if kind == "create_token"
-                       else await self.store.transition(token_ref, model))
+            outcome = (await self.writes.create_token(model) if kind == "create_token"
+                       else await self.writes.transition(token_ref, model))
             status, answer = self.answer(outcome)
         except StoreError as exc:
             status, answer = self.refused(exc)

@@ -62,6 +62,10 @@ class DatabaseUnavailable(StoreError):
     status, code = 503, "database_unavailable"
 
 
+NOT_MIGRATED = ("the state database is not migrated (run tokenwatch db migrate as its admin);"
+                " retry later")
+
+
 @dataclass(frozen=True)
 class Outcome:
     token_ref: str
@@ -202,8 +206,7 @@ class TransitionStore:
                 if attempt == 2:
                     raise
             except errors.UndefinedFunction as exc:
-                raise DatabaseUnavailable("the state database is not migrated (run tokenwatch "
-                                          "db migrate as its admin); retry later") from exc
+                raise DatabaseUnavailable(NOT_MIGRATED) from exc
             except (psycopg.OperationalError, PoolTimeout) as exc:
                 if attempt == 2 or isinstance(exc, PoolTimeout):
                     raise DatabaseUnavailable(

@@ -154,6 +154,11 @@ class Settings(BaseSettings):
         "TOKENWATCH_SERVICE_POOL_SIZE", 4,
         "PostgreSQL connections per state-service worker (`tokenwatch serve` runs one worker "
         "per core by default); a handful per database core is PostgreSQL's sweet spot")
+    service_write_groups: int = _var(
+        "TOKENWATCH_SERVICE_WRITE_GROUPS", 2,
+        "transactions of writes each state-service worker has in flight at once: writes that "
+        "arrive while the worker's writes are in flight wait and go together, as one "
+        "transaction (group commit; a second group once 4 wait)")
     dd_agent_host: Annotated[str | None, Empty] = _var(
         "DD_AGENT_HOST", None,
         "DogStatsD host of the service's metrics (and the trace agent's, with "
@@ -623,6 +628,11 @@ def pg_dsn() -> str | None:
 def service_pool_size() -> int:
     """``TOKENWATCH_SERVICE_POOL_SIZE``: each state-service worker's connection pool."""
     return settings().service_pool_size
+
+
+def service_write_groups() -> int:
+    """``TOKENWATCH_SERVICE_WRITE_GROUPS``: each state-service worker's writes in flight."""
+    return settings().service_write_groups
 
 
 def max_body_bytes() -> int:
