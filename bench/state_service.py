@@ -170,8 +170,9 @@ class CpuSplit:
     come and go with their connections (pgbench's exit with it), so they are sampled every
     0.2 s and each one's last reading counts."""
 
-    def __init__(self, service_pid: int | None):
+    def __init__(self, service_pid: int | None, agent_pid: int | None = None):
         self.service = _tree(service_pid) if service_pid else []
+        self.agent = _tree(agent_pid) if agent_pid else []
 
     def _pg_now(self) -> None:
         for p in _postgres():
@@ -197,6 +198,7 @@ class CpuSplit:
         self._thread.start()
         self.t0 = time.perf_counter()
         self.before = _cpu(self.service)
+        self.agent_before = _cpu(self.agent)
         return self
 
     def __exit__(self, *exc):
@@ -205,11 +207,12 @@ class CpuSplit:
         self._stop.set()
         self._thread.join()
         self.service_s = _cpu(self.service) - self.before
+        self.agent_s = _cpu(self.agent) - self.agent_before
         self.pg_s = sum(self._pg_last[pid] - self._pg_first[pid] for pid in self._pg_last)
 
 
 def run_http(url: str, service_pid: int, mode: str, groups: list[list[str]],
-             states: dict[str, str], seconds: float) -> dict:
+             states: dict[str, str], seconds: float, agent_pid: int | None = None) -> dict:
     ctx = mp.get_context("fork")
     out = ctx.Queue()
     start_at = time.perf_counter() + 1.0
@@ -219,7 +222,7 @@ def run_http(url: str, service_pid: int, mode: str, groups: list[list[str]],
     client = psutil.Process(proc.pid)
     while time.perf_counter() < start_at:
         time.sleep(0.001)
-    with CpuSplit(service_pid) as cpu:
+    with CpuSplit(service_pid, agent_pid) as cpu:
         c0 = _cpu([client])
         time.sleep(seconds)
         c1 = _cpu([client])
@@ -230,7 +233,7 @@ def run_http(url: str, service_pid: int, mode: str, groups: list[list[str]],
     return {"rate": done / seconds, "requests": len(lat),
             "p50_ms": statistics.median(lat) * 1000,
             "p99_ms": lat[max(0, int(len(lat) * 0.99) - 1)] * 1000,
-            "cpu": (c1 - c0, cpu.service_s, cpu.pg_s, cpu.wall)}
+            "cpu": (c1 - c0, cpu.service_s, cpu.pg_s, cpu.wall, cpu.agent_s)}
 
 
 # -- pgbench: the baseline and the ceiling ----------------------------------------------------
@@ -280,7 +283,8 @@ def pgbench(dsn: str, script: str, clients: int, seconds: float) -> dict:
             lat = float(line.split("=")[1].split()[0])
     if tps is None:
         raise SystemExit(f"pgbench failed:\n{out[-2000:]}\n{err[-2000:]}")
-    return {"rate": tps, "p50_ms": lat, "p99_ms": None, "cpu": (c, 0.0, cpu.pg_s, cpu.wall)}
+    return {"rate": tps, "p50_ms": lat, "p99_ms": None,
+            "cpu": (c, 0.0, cpu.pg_s, cpu.wall, 0.0)}
 
 
 def export_commit(commit: str, into: str) -> str:
@@ -362,10 +366,10 @@ def _setup(url: str, refs: list[str], prefix_states: dict[str, str]) -> None:
 
 def _row(name: str, r: dict) -> str:
     p99 = f"{r['p99_ms']:>9.2f}" if r.get("p99_ms") is not None else f"{'-':>9}"
-    client, service, pg, wall = r["cpu"]
+    client, service, pg, wall, agent = r["cpu"]
     cores = wall * psutil.cpu_count()
     split = (f"{100 * client / cores:>6.0f}%{100 * service / cores:>8.0f}%"
-             f"{100 * pg / cores:>5.0f}%")
+             f"{100 * pg / cores:>5.0f}%" + (f"{100 * agent / cores:>6.0f}%" if agent else ""))
     return f"{name:40}{r['rate']:>10.0f}{r['p50_ms']:>9.2f}{p99}  {split}"
 
 
@@ -444,7 +448,8 @@ def main() -> None:
                 else:
                     svc = services[kind]
                     r = run_http(svc["url"], svc["proc"].pid, "single", svc["groups"],
-                                 svc["states"], args.seconds)
+                                 svc["states"], args.seconds,
+                                 agent._proc.pid if agent and kind == "traced" else None)
                 runs[kind].append(r)
                 if args.rounds > 1:
                     print(f"  round {i + 1}: {kind:14}{r['rate']:>8.0f}/s")
@@ -463,7 +468,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     b = {k: best(v) for k, v in runs.items()}
     print(f"\n{'':40}{'ops/s':>10}{'p50 ms':>9}{'p99 ms':>9}  {'CPU: clients':>6}"
-          f"{'service':>9}{'PG':>6}")
+          f"{'service':>9}{'PG':>6}" + (f"{'agent':>7}" if args.traced else ""))
     print(_row("baseline: pgbench single-row INSERT", b["baseline"]))
     print(_row("ceiling: pgbench write functions", b["ceiling"]))
     print(_row("single: POST .../transitions", b["single"]))
@@ -481,9 +486,13 @@ def main() -> None:
           f"{b['batch']['rate'] / base:.2f} (goal >= 1.0)")
     if "traced" in b:
         overhead = 1 - b["traced"]["rate"] / single
+        per_request = [r["cpu"][1] / (r["rate"] * r["cpu"][3]) for r in (b["single"],
+                                                                          b["traced"])]
         print(f"tracing overhead: {100 * overhead:.1f}% of single's throughput (goal <= 10%), "
-              f"p50 x{b['traced']['p50_ms'] / b['single']['p50_ms']:.2f}; "
-              f"{spans} spans reached the agent")
+              f"p50 x{b['traced']['p50_ms'] / b['single']['p50_ms']:.2f}; the service's CPU "
+              f"per request {1e6 * per_request[0]:.0f} -> {1e6 * per_request[1]:.0f} us "
+              f"(+{100 * (per_request[1] / per_request[0] - 1):.0f}%; the test agent, on the "
+              f"same cores, is the agent column); {spans} spans reached the agent")
     for label in services:
         if label not in ("working tree", "traced"):
             print(f"working tree/{label}: {single / b[label]['rate']:.2f} ops/s")
