@@ -45,6 +45,7 @@ from state_service.store import (
     TransitionStore,
     request_hash,
 )
+from tokenwatch import tracing
 
 
 @dataclass(frozen=True)
@@ -133,15 +134,17 @@ class BatchWriter:
         store = self.store
         created = sorted({i.token_ref for i in items if i.creates})
         refs = sorted({i.token_ref for i in items})
-        async with store._session() as conn:
-            async with conn.pipeline():
-                await conn.execute("begin")
-                if created:
-                    await conn.execute(_LOCK_CREATED, [created])
-                tok_cur = await conn.execute(_LOCK_TOKENS, [refs])
-                ev_cur = await conn.execute(_EVENTS, [[i.body.event_id for i in items]],
-                                            prepare=True)
-                ctx_cur = await conn.execute(_CONTEXT, [len(items)])
+        async with store._session() as session:
+            conn, span = tracing.round_trip(session, "batch: locks, event ids, contexts")
+            with span:
+                async with conn.pipeline():
+                    await conn.execute("begin")
+                    if created:
+                        await conn.execute(_LOCK_CREATED, [created])
+                    tok_cur = await conn.execute(_LOCK_TOKENS, [refs])
+                    ev_cur = await conn.execute(_EVENTS, [[i.body.event_id for i in items]],
+                                                prepare=True)
+                    ctx_cur = await conn.execute(_CONTEXT, [len(items)])
             heads = {r[0]: list(r[1:]) for r in await tok_cur.fetchall()}
             events = {r[0]: r[1:] for r in await ev_cur.fetchall()}
             contexts = await ctx_cur.fetchall()
@@ -150,15 +153,17 @@ class BatchWriter:
             if not plan.rows:
                 return results  # nothing to write: the session rolls back
             tokens, moves = plan.token_rows(), plan.moves()
-            async with conn.pipeline():
-                if tokens:
-                    await conn.execute(_INSERT_TOKENS, [_json(_TOKEN_COLUMNS, tokens)],
-                                       prepare=True)
-                await conn.execute(_INSERT_ROWS, [_json(_ROW_COLUMNS, plan.rows)])
-                if moves:
-                    await conn.execute(_MOVE_TOKENS, [_json(_MOVE_COLUMNS, moves)],
-                                       prepare=True)
-                await conn.execute("commit")
+            conn, span = tracing.round_trip(session, "batch: tokens, rows, moves, commit")
+            with span:
+                async with conn.pipeline():
+                    if tokens:
+                        await conn.execute(_INSERT_TOKENS, [_json(_TOKEN_COLUMNS, tokens)],
+                                           prepare=True)
+                    await conn.execute(_INSERT_ROWS, [_json(_ROW_COLUMNS, plan.rows)])
+                    if moves:
+                        await conn.execute(_MOVE_TOKENS, [_json(_MOVE_COLUMNS, moves)],
+                                           prepare=True)
+                    await conn.execute("commit")
         return results
 
 

@@ -4,7 +4,8 @@ Off, ``instrument`` returns at once: ddtrace is not even imported.
 
 On: one span per request (``http.request``, resource ``METHOD /route/{template}``: the route's
 template, never the concrete path, no query string), the psycopg calls below it (ddtrace's
-psycopg integration: SQL text with placeholders, never the parameters), ``http.status_code``
+psycopg integration: SQL text with placeholders, never the parameters; the batch writer's
+pipelines one span per round trip, ``round_trip``), ``http.status_code``
 and, on an answer with a JSON ``error`` field, that code (``tokenwatch.error_code``; a 5xx
 marks the span as an error with it as ``error.type``). Tags are a fixed, bounded set: no
 header, body, key, card_ref or token_ref value reaches a span. ``TOKENWATCH_TRACE_LOGS``: one
@@ -17,6 +18,7 @@ ddtrace-run is not needed: the factory of each uvicorn worker process (``tokenwa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -207,6 +209,23 @@ def _scrubber():
             return trace
 
     return Scrub()
+
+
+# -- the state service's own database spans ------------------------------------------------
+def round_trip(conn: Any, resource: str):
+    """``(connection, span)`` for one pipelined round trip of several statements (the batch
+    writer's): the connection under ddtrace's wrapper, so its statements make no span each, and
+    one ``postgres.query`` span for the whole round trip, named by ``resource`` (a fixed label,
+    never a value). Off, the connection as it is and a no-op span."""
+    tracer = _state.get("tracer")
+    raw = getattr(conn, "__wrapped__", None)
+    if tracer is None or not tracer.enabled or raw is None:
+        return conn, contextlib.nullcontext()
+    span = tracer.trace("postgres.query", span_type="sql", resource=resource)
+    span.set_tag("span.kind", "client")
+    span.set_tag("component", "tokenwatch")
+    span.set_tag("db.system", "postgresql")
+    return raw, span
 
 
 # -- the request span ----------------------------------------------------------------------

@@ -133,3 +133,53 @@ def test_tracing_is_off_by_default_and_imports_nothing(service_dsn, monkeypatch)
     assert tracing.trace_settings() is None
     monkeypatch.setenv("DD_AGENT_HOST", "agent.example")
     assert tracing.trace_settings().agent_url == "http://agent.example:8126"
+
+
+def test_a_group_of_writes_is_traced_once_under_its_first_write(apm_agent, service_dsn,
+                                                                  monkeypatch):
+    """Writes that wait go as one group (state_service/group_commit.py): its two round trips
+    are one span each, in the trace of the group's first write, not one span per statement."""
+    import threading
+
+    from state_service.lifecycle import State
+    from tests.state_service.helpers import token_in
+
+    monkeypatch.setenv("TOKENWATCH_SERVICE_WRITE_GROUPS", "1")
+    with traced(apm_agent, monkeypatch) as (token, _logs):
+        app = create_app(service_dsn, api_keys=[API_KEY], run_migrations=False)
+        with ServiceThread(app) as svc:
+            headers = {"Authorization": f"Bearer {API_KEY}"}
+            with httpx.Client(base_url=svc.url, headers=headers, timeout=30) as c:
+                refs = [token_in(c, State.TOKEN_ACTIVE) for _ in range(12)]
+            before = app.state.writes.groups
+
+            def toggle(ref: str) -> None:
+                with httpx.Client(base_url=svc.url, headers=headers, timeout=30) as own:
+                    for to in (State.TOKEN_SUSPENDED, State.TOKEN_ACTIVE) * 3:
+                        own.post(f"/v1/tokens/{ref}/transitions",
+                                 json=transition_body(to)).raise_for_status()
+
+            threads = [threading.Thread(target=toggle, args=(r,)) for r in refs]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+            groups = app.state.writes.groups - before
+            requests = 1 + 12 * 6 + 12 * 6  # healthz, the walks, the toggles
+            traces = wait_for_traces(apm_agent, token, roots=requests)
+    assert groups > 0
+    grouped = [t for t in traces if any(s["resource"].startswith("batch: ") for s in t)]
+    assert len(grouped) == groups
+    for trace in grouped:
+        root = request_span(trace)
+        assert root["resource"] == "POST /v1/tokens/{token_ref}/transitions"
+        below = sorted(s["resource"] for s in trace if s is not root)
+        # the two round trips, and no span per statement of them (a rollback may follow)
+        assert below[:2] == ["batch: locks, event ids, contexts",
+                             "batch: tokens, rows, moves, commit"], below
+        for span in trace:
+            assert span["trace_id"] == root["trace_id"]
+            assert span["service"] == tracing.STATE_SERVICE
+    everything = json.dumps(traces)
+    for secret in [*refs, API_KEY]:
+        assert secret not in everything
