@@ -44,6 +44,7 @@ class GroupCommit:
         self.min_group = max(1, min_group)
         self.in_flight = 0
         self._waiting: deque[tuple[Item, asyncio.Future, contextvars.Context]] = deque()
+        self._running: set[asyncio.Task] = set()  # the loop holds tasks weakly: we hold them
         self.groups = 0  # groups of two or more written (tests and the bench read them)
         self.grouped = 0  # writes that went in such groups
 
@@ -79,7 +80,9 @@ class GroupCommit:
                      for _ in range(min(MAX_GROUP, len(self._waiting)))]
             self.in_flight += 1
             # the group's spans belong to its first write's trace
-            group[0][2].run(asyncio.ensure_future, self._run(group))
+            task = group[0][2].run(asyncio.ensure_future, self._run(group))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
 
     async def _run(self, group: list) -> None:
         try:
