@@ -62,6 +62,12 @@ class Item:
 
 Result = Outcome | StoreError | psycopg.DataError
 
+
+async def write_alone(store: TransitionStore, item: Item) -> Outcome:
+    """``item`` as its own endpoint writes it: the write functions, one transaction of its own."""
+    return await (store.create_token(item.body) if item.creates
+                  else store.transition(item.token_ref, item.body))
+
 _LOCK_CREATED = ("select pg_advisory_xact_lock(hashtextextended('tokenwatch.token:' || r, 0))"
                  " from unnest(%s::text[]) as r order by r")
 _LOCK_TOKENS = ("select token_ref, state, version, last_hash, wallet_id, network, token_type"
@@ -122,8 +128,7 @@ class BatchWriter:
         results: list[Result] = []
         for item in items:
             try:
-                results.append(await self.store.create_token(item.body) if item.creates
-                               else await self.store.transition(item.token_ref, item.body))
+                results.append(await write_alone(self.store, item))
             except (StoreError, psycopg.DataError) as exc:
                 if isinstance(exc, DatabaseUnavailable):
                     raise

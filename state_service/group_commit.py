@@ -23,7 +23,7 @@ import asyncio
 import contextvars
 from collections import deque
 
-from state_service.batch_writer import BatchWriter, Item, Result
+from state_service.batch_writer import BatchWriter, Item, Result, write_alone
 from state_service.schemas import CreateToken, TransitionRequest
 from state_service.store import DatabaseUnavailable, Outcome, TransitionStore
 
@@ -37,15 +37,13 @@ MIN_SECOND_GROUP = 4
 class GroupCommit:
     """``create_token`` and ``transition`` as ``TransitionStore``'s, grouped under load."""
 
-    def __init__(self, store: TransitionStore, writer: BatchWriter, in_flight: int,
-                 min_group: int = MIN_SECOND_GROUP):
+    def __init__(self, store: TransitionStore, writer: BatchWriter, in_flight: int):
         self.store, self.writer = store, writer
         self.limit = max(1, in_flight)
-        self.min_group = max(1, min_group)
         self.in_flight = 0
         self._waiting: deque[tuple[Item, asyncio.Future, contextvars.Context]] = deque()
         self._running: set[asyncio.Task] = set()  # the loop holds tasks weakly: we hold them
-        self.groups = 0  # groups of two or more written (tests and the bench read them)
+        self.groups = 0  # groups of two or more written (tests read them)
         self.grouped = 0  # writes that went in such groups
 
     async def create_token(self, body: CreateToken) -> Outcome:
@@ -58,15 +56,13 @@ class GroupCommit:
         if self.in_flight == 0:
             self.in_flight += 1  # alone: the write functions, in this request's own task
             try:
-                return await (self.store.create_token(item.body) if item.creates
-                              else self.store.transition(item.token_ref, item.body))
+                return await write_alone(self.store, item)
             finally:
                 self.in_flight -= 1
                 self._next()
         future = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future, contextvars.copy_context()))
-        if len(self._waiting) >= self.min_group:
-            self._next()
+        self._next()  # a second group, once enough wait
         result = await future
         if isinstance(result, BaseException):
             raise result
@@ -75,7 +71,7 @@ class GroupCommit:
     def _next(self) -> None:
         """Start the next group, if writes wait and a place is free."""
         while self._waiting and (self.in_flight == 0 or (
-                self.in_flight < self.limit and len(self._waiting) >= self.min_group)):
+                self.in_flight < self.limit and len(self._waiting) >= MIN_SECOND_GROUP)):
             group = [self._waiting.popleft()
                      for _ in range(min(MAX_GROUP, len(self._waiting)))]
             self.in_flight += 1
@@ -88,10 +84,8 @@ class GroupCommit:
         try:
             results: list[Result | BaseException]
             if len(group) == 1:
-                item = group[0][0]
                 try:
-                    results = [await (self.store.create_token(item.body) if item.creates
-                                      else self.store.transition(item.token_ref, item.body))]
+                    results = [await write_alone(self.store, group[0][0])]
                 except Exception as exc:  # noqa: BLE001 - answered to the write that caused it
                     results = [exc]
             else:
