@@ -6,12 +6,14 @@ API. Snapshot: tests/state_service/apm_snapshot.json (TOKENWATCH_UPDATE_SNAPSHOT
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from pathlib import Path
 
 import httpx
 
 from state_service.app import create_app
+from state_service.lifecycle import State
 from state_service.server import ServiceThread
 from tests.apm import (
     ENV,
@@ -26,7 +28,7 @@ from tests.apm import (
     wait_for_traces,
 )
 from tests.conftest import API_KEY
-from tests.state_service.helpers import create_body, new_ref, transition_body
+from tests.state_service.helpers import create_body, new_ref, token_in, transition_body
 from tests.tcp_proxy import Proxy
 from tokenwatch import tracing
 
@@ -139,11 +141,6 @@ def test_a_group_of_writes_is_traced_once_under_its_first_write(apm_agent, servi
                                                                   monkeypatch):
     """Writes that wait go as one group (state_service/group_commit.py): its two round trips
     are one span each, in the trace of the group's first write, not one span per statement."""
-    import threading
-
-    from state_service.lifecycle import State
-    from tests.state_service.helpers import token_in
-
     monkeypatch.setenv("TOKENWATCH_SERVICE_WRITE_GROUPS", "1")
     with traced(apm_agent, monkeypatch) as (token, _logs):
         app = create_app(service_dsn, api_keys=[API_KEY], run_migrations=False)
